@@ -1,0 +1,201 @@
+// The 1x1 solver: pointwise conv as one strided-batched GEMM per pass, strided inputs gathered.
+#include <algorithm>
+
+#include "kernels/ops.h"
+#include "solvers/common.h"
+#include "solvers/solvers.h"
+
+namespace gemmconv {
+namespace {
+
+using solvers::ChunkPlan;
+using solvers::Operand;
+using solvers::WorkspaceLayout;
+
+bool regular_pass(Direction d) {
+  return d == Direction::forward || d == Direction::backward_data ||
+         d == Direction::backward_weight;
+}
+
+// Output pixel o reads input pixel o: x itself is the column matrix.
+bool reads_x_directly(const ConvShape& s) {
+  for (int i = 0; i < kMaxSpatialDims; ++i) {
+    if (s.stride[i] != 1 || s.in[i] != s.out[i]) return false;
+  }
+  return true;
+}
+
+// Contiguous activations keep each sample's channels apart, so one strided batch covers either
+// the samples (one weight for all) or the groups of a single sample, never both.
+bool contiguous_supported(const ConvShape& s, Direction d) {
+  if (d == Direction::backward_weight) return s.n == 1;
+  return s.g == 1 || s.n == 1;
+}
+
+// Channels-last GEMM over `rows` pixel rows: X [rows][c] (x or the gathered columns), Y [rows][k],
+// batched over groups.
+GemmDesc channels_last_gemm(const ConvShape& s, Direction d, int64_t rows, const void* X,
+                            const void* Y, const void* W, double beta) {
+  const DataType t = s.dtype;
+  const int64_t c = s.c, k = s.k, cg = s.cg(), kg = s.kg(), g = s.g;
+  switch (d) {
+    case Direction::forward:
+      return solvers::make_gemm(t, rows, kg, cg, {X, c, cg}, false, {W, cg, kg * cg}, true,
+                                const_cast<void*>(Y), k, kg, g, 0.0);
+    case Direction::backward_data:
+      return solvers::make_gemm(t, rows, cg, kg, {Y, k, kg}, false, {W, cg, kg * cg}, false,
+                                const_cast<void*>(X), c, cg, g, 0.0);
+    default:
+      return solvers::make_gemm(t, kg, cg, rows, {Y, k, kg}, true, {X, c, cg}, false,
+                                const_cast<void*>(W), cg, kg * cg, g, beta);
+  }
+}
+
+// Contiguous GEMM over `samples` samples: X [samples][c][P] (x or the gathered columns),
+// Y [samples][k][P]. Batched over samples when g == 1, else over the groups of one sample.
+GemmDesc contiguous_gemm(const ConvShape& s, Direction d, int64_t samples, const void* X,
+                         const void* Y, const void* W) {
+  const DataType t = s.dtype;
+  const int64_t c = s.c, k = s.k, cg = s.cg(), kg = s.kg(), g = s.g, P = s.out_pixels();
+  if (d == Direction::backward_weight) {
+    return solvers::make_gemm(t, kg, cg, P, {Y, P, kg * P}, false, {X, P, cg * P}, true,
+                              const_cast<void*>(W), cg, kg * cg, g, 0.0);
+  }
+  if (s.g == 1) {
+    if (d == Direction::forward) {
+      return solvers::make_gemm(t, k, P, c, {W, c, 0}, false, {X, P, c * P}, false,
+                                const_cast<void*>(Y), P, k * P, samples, 0.0);
+    }
+    return solvers::make_gemm(t, c, P, k, {W, c, 0}, true, {Y, P, k * P}, false,
+                              const_cast<void*>(X), P, c * P, samples, 0.0);
+  }
+  if (d == Direction::forward) {
+    return solvers::make_gemm(t, kg, P, cg, {W, cg, kg * cg}, false, {X, P, cg * P}, false,
+                              const_cast<void*>(Y), P, kg * P, g, 0.0);
+  }
+  return solvers::make_gemm(t, cg, P, kg, {W, cg, kg * cg}, true, {Y, P, kg * P}, false,
+                            const_cast<void*>(X), P, cg * P, g, 0.0);
+}
+
+struct Carve {
+  size_t col = 0;  // gathered columns, when gathering
+  size_t acc = 0;  // fp32 weight-gradient accumulator, when used
+  size_t total = 0;
+};
+
+// Units are rows of n*P for the channels-last path without gathering, samples otherwise.
+Carve carve(const ConvShape& s, bool gather, int64_t units, bool acc) {
+  WorkspaceLayout l;
+  Carve out;
+  if (gather) out.col = l.add(solvers::bytes_of(s.dtype, units, s.c, s.out_pixels()));
+  if (acc) {
+    out.acc = l.add(solvers::mul_sat(static_cast<size_t>(s.w_elements()),
+                                     solvers::accumulator_element_size(s.dtype)));
+  }
+  out.total = l.total();
+  return out;
+}
+
+struct Plan1x1 {
+  ChunkPlan chunks;
+  bool gather = false;
+  int64_t units = 0;
+};
+
+Plan1x1 plan(const ConvShape& s, Direction d, size_t budget) {
+  Plan1x1 p;
+  if (!regular_pass(d) || !solvers::has_work(s) || !solvers::is_1x1(s)) return p;
+  const bool cl = s.layout == Layout::channels_last;
+  if (!cl && !contiguous_supported(s, d)) return p;
+  p.gather = !reads_x_directly(s);
+  p.units = (cl && !p.gather) ? s.n * s.out_pixels() : s.n;
+  const bool gather = p.gather;
+  const auto bytes = [&s, gather](int64_t u, bool acc) { return carve(s, gather, u, acc).total; };
+  const auto gemm_ok = [&s, d, cl, gather](int64_t u) {
+    if (cl) {
+      const int64_t rows = gather ? u * s.out_pixels() : u;
+      return solvers::gemm_fits(channels_last_gemm(s, d, rows, nullptr, nullptr, nullptr, 0.0));
+    }
+    return solvers::gemm_fits(contiguous_gemm(s, d, u, nullptr, nullptr, nullptr));
+  };
+  const bool wide = d == Direction::backward_weight && solvers::needs_wide_accumulator(s.dtype);
+  p.chunks = solvers::plan_chunks(p.units, budget, wide, bytes, gemm_ok);
+  return p;
+}
+
+class Gemm1x1Solver final : public Solver {
+ public:
+  const char* name() const override { return "gemm_1x1"; }
+
+  bool is_applicable(const ConvShape& s, Direction d, const PlanContext& ctx) const override {
+    return plan(s, d, ctx.workspace_budget).chunks.chunk > 0;
+  }
+
+  size_t workspace_bytes(const ConvShape& s, Direction d, const PlanContext& ctx) const override {
+    return plan(s, d, ctx.workspace_budget).chunks.bytes;
+  }
+
+  Status run(const ConvShape& s, Direction d, const ConvTensors& t,
+             const ExecContext& ctx) const override {
+    const Plan1x1 p = plan(s, d, ctx.workspace_bytes);
+    if (p.chunks.chunk == 0) {
+      return Status(StatusCode::workspace_too_small,
+                    "gemm_1x1: not applicable to this problem "
+                    "within the workspace handed in");
+    }
+    if (p.chunks.bytes > 0 && ctx.workspace == nullptr) {
+      return Status(StatusCode::invalid_argument, "gemm_1x1: workspace is null");
+    }
+    const Carve cv = carve(s, p.gather, p.chunks.chunk, p.chunks.accumulator);
+    void* col = p.gather ? solvers::at_byte(ctx.workspace, cv.col) : nullptr;
+    void* acc = p.chunks.accumulator ? solvers::at_byte(ctx.workspace, cv.acc) : nullptr;
+    const DataType dt = s.dtype;
+    const int64_t P = s.out_pixels();
+    const bool cl = s.layout == Layout::channels_last;
+    const bool bwd_w = d == Direction::backward_weight;
+    solvers::WeightGradAccumulator wsum(ctx, dt, t.w, s.w_elements(), acc);
+    // Sample-major columns of this F = 1 shape; the tap stride is never used.
+    const ops::ColStrides cs{s.c * P, P, P};
+
+    int64_t index = 0;
+    for (int64_t u0 = 0; u0 < p.units; u0 += p.chunks.chunk, ++index) {
+      const int64_t nu = std::min(p.chunks.chunk, p.units - u0);
+      // Channels-last rows and contiguous samples start at the same element offsets in y.
+      const int64_t y_off = cl ? (p.gather ? u0 * P : u0) * s.k : u0 * s.k * P;
+      const void* Y = solvers::at(t.y, dt, y_off);
+      const void* X = col;
+      if (!p.gather) X = solvers::at(t.x, dt, cl ? u0 * s.c : u0 * s.c * P);
+      if (p.gather && d != Direction::backward_data) {
+        Status st = ops::im2col(ctx, s, t.x, col, u0, nu, cs);
+        if (!st.ok()) return st;
+      }
+      const GemmDesc gd =
+          cl ? channels_last_gemm(s, d, p.gather ? nu * P : nu, X, Y, t.w, wsum.beta(index))
+             : contiguous_gemm(s, d, nu, X, Y, t.w);
+      Status st = solvers::run_gemm(ctx, gd);
+      if (!st.ok()) return st;
+      if (bwd_w) {
+        st = wsum.after_chunk(index);
+        if (!st.ok()) return st;
+      }
+      if (p.gather && d == Direction::backward_data) {
+        st = ops::col2im(ctx, s, col, t.x, u0, nu, cs);
+        if (!st.ok()) return st;
+      }
+    }
+    return bwd_w ? wsum.finish() : Status::success();
+  }
+};
+
+}  // namespace
+
+solvers::ChunkPlan gemm_1x1_chunk_plan(const ConvShape& s, Direction d, size_t budget) {
+  return plan(s, d, budget).chunks;
+}
+
+const Solver& gemm_1x1_solver() {
+  static const Gemm1x1Solver solver;
+  return solver;
+}
+
+}  // namespace gemmconv

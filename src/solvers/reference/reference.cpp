@@ -1,0 +1,34 @@
+// The reference solver: ops::reference_conv, always applicable, no workspace; the tests' oracle.
+#include "kernels/ops.h"
+#include "solvers/solvers.h"
+
+namespace gemmconv {
+namespace {
+
+class ReferenceSolver final : public Solver {
+ public:
+  const char* name() const override { return "reference"; }
+
+  bool is_applicable(const ConvShape&, Direction d, const PlanContext&) const override {
+    return d == Direction::forward || d == Direction::backward_data ||
+           d == Direction::backward_weight;
+  }
+
+  size_t workspace_bytes(const ConvShape&, Direction, const PlanContext&) const override {
+    return 0;
+  }
+
+  Status run(const ConvShape& s, Direction d, const ConvTensors& t,
+             const ExecContext& ctx) const override {
+    return ops::reference_conv(ctx, s, d, t);
+  }
+};
+
+}  // namespace
+
+const Solver& reference_solver() {
+  static const ReferenceSolver solver;
+  return solver;
+}
+
+}  // namespace gemmconv
