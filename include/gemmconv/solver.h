@@ -42,6 +42,8 @@ class Solver {
   virtual ~Solver() = default;
   // Stable name, used in logs, stats and GEMMCONV_DISABLE.
   virtual const char* name() const = 0;
+  // Whether run() calls ctx.gemm; direct solvers need no GEMM provider.
+  virtual bool needs_gemm() const { return true; }
   // "Applicable" means "will compute it correctly within ctx.workspace_budget". `d` is one of
   // forward, backward_data, backward_weight.
   virtual bool is_applicable(const ConvShape& s, Direction d, const PlanContext& ctx) const = 0;

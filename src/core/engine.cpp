@@ -234,7 +234,7 @@ Status execute(const Plan& plan, const ConvBuffers& b, const ExecContext& ctx) {
   } else {
     if (!plan.solver)
       return Status(StatusCode::invalid_argument, "execute: the plan has no solver");
-    if (!ctx.gemm && plan.solver != find_solver("reference")) {
+    if (!ctx.gemm && plan.solver->needs_gemm()) {
       return Status(StatusCode::invalid_argument,
                     std::string("solver ") + plan.solver->name() + " needs a GEMM provider");
     }

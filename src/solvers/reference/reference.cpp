@@ -8,6 +8,7 @@ namespace {
 class ReferenceSolver final : public Solver {
  public:
   const char* name() const override { return "reference"; }
+  bool needs_gemm() const override { return false; }
 
   bool is_applicable(const ConvShape&, Direction d, const PlanContext&) const override {
     return d == Direction::forward || d == Direction::backward_data ||

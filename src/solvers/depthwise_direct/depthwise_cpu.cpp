@@ -1,0 +1,168 @@
+// CPU twins of the depthwise kernels: direct loops, parallel over independent outputs, each
+// output summed by one thread in a fixed order (fp32 accumulation, fp64 for f64).
+#include <algorithm>
+#include <thread>
+#include <vector>
+
+#include "kernels/dispatch.h"
+#include "solvers/depthwise_direct/depthwise.h"
+
+namespace gemmconv {
+namespace depthwise {
+namespace cpu {
+namespace {
+
+// f(begin, end) over [0, count) in contiguous chunks, one chunk per hardware thread; every item
+// is computed by exactly one thread, so the split does not change any result.
+template <class F>
+void parallel_for(int64_t count, int64_t work_per_item, F f) {
+  if (count <= 0) return;
+  const int64_t total = count * std::max<int64_t>(work_per_item, 1);
+  const int64_t hw = std::max<int64_t>(1, std::thread::hardware_concurrency());
+  const int64_t threads = std::min({hw, count, std::max<int64_t>(1, total / (int64_t(1) << 15))});
+  if (threads <= 1) {
+    f(int64_t(0), count);
+    return;
+  }
+  std::vector<std::thread> pool;
+  const int64_t chunk = (count + threads - 1) / threads;
+  for (int64_t t = 1; t < threads; ++t) {
+    const int64_t b = t * chunk, e = std::min(count, b + chunk);
+    if (b < e) pool.emplace_back([=] { f(b, e); });
+  }
+  f(int64_t(0), std::min(count, chunk));
+  for (auto& th : pool) th.join();
+}
+
+using Geo = ConvGeo<int64_t>;
+
+// Output position that reads input position ip through tap t along dimension d, or -1.
+inline int64_t src_out(const Geo& g, int d, int64_t ip, int64_t t) {
+  return source_out<int64_t>(ip, t, g.pad[d], g.dil[d], g.stride[d], g.out[d]);
+}
+
+template <class T>
+void forward(const Geo& g, const T* x, const T* w, T* y) {
+  using A = typename Elem<T>::acc;
+  const int64_t m = g.kg;
+  // Items: (sample, output channel) in either layout; a plane of output pixels each.
+  parallel_for(g.n * g.k, g.out_pix * g.filt_pix, [&](int64_t b, int64_t e) {
+    for (int64_t item = b; item < e; ++item) {
+      const int64_t i = item / g.k, kk = item % g.k, ch = kk / m;
+      const T* wk = w + kk * g.filt_pix;
+      for (int64_t o0 = 0; o0 < g.out[0]; ++o0) {
+        for (int64_t o1 = 0; o1 < g.out[1]; ++o1) {
+          for (int64_t o2 = 0; o2 < g.out[2]; ++o2) {
+            A acc = A(0);
+            int64_t f = 0;
+            for (int64_t t0 = 0; t0 < g.filt[0]; ++t0) {
+              const int64_t i0 = o0 * g.stride[0] - g.pad[0] + t0 * g.dil[0];
+              const bool ok0 = i0 >= 0 && i0 < g.in[0];
+              for (int64_t t1 = 0; t1 < g.filt[1]; ++t1) {
+                const int64_t i1 = o1 * g.stride[1] - g.pad[1] + t1 * g.dil[1];
+                const bool ok1 = ok0 && i1 >= 0 && i1 < g.in[1];
+                for (int64_t t2 = 0; t2 < g.filt[2]; ++t2, ++f) {
+                  const int64_t i2 = o2 * g.stride[2] - g.pad[2] + t2 * g.dil[2];
+                  if (!ok1 || i2 < 0 || i2 >= g.in[2]) continue;
+                  acc += Elem<T>::load(x[g.x_off(i, ch, i0, i1, i2)]) * Elem<T>::load(wk[f]);
+                }
+              }
+            }
+            y[g.y_off(i, kk, o0, o1, o2)] = Elem<T>::store(acc);
+          }
+        }
+      }
+    }
+  });
+}
+
+template <class T>
+void backward_data(const Geo& g, const T* y, const T* w, T* x) {
+  using A = typename Elem<T>::acc;
+  const int64_t m = g.kg;
+  parallel_for(g.n * g.c, g.in_pix * g.filt_pix * m, [&](int64_t b, int64_t e) {
+    for (int64_t item = b; item < e; ++item) {
+      const int64_t i = item / g.c, ch = item % g.c;
+      for (int64_t i0 = 0; i0 < g.in[0]; ++i0) {
+        for (int64_t i1 = 0; i1 < g.in[1]; ++i1) {
+          for (int64_t i2 = 0; i2 < g.in[2]; ++i2) {
+            A acc = A(0);
+            for (int64_t j = 0; j < m; ++j) {
+              const int64_t kk = ch * m + j;
+              const T* wk = w + kk * g.filt_pix;
+              int64_t f = 0;
+              for (int64_t t0 = 0; t0 < g.filt[0]; ++t0) {
+                const int64_t o0 = src_out(g, 0, i0, t0);
+                for (int64_t t1 = 0; t1 < g.filt[1]; ++t1) {
+                  const int64_t o1 = src_out(g, 1, i1, t1);
+                  for (int64_t t2 = 0; t2 < g.filt[2]; ++t2, ++f) {
+                    const int64_t o2 = src_out(g, 2, i2, t2);
+                    if (o0 < 0 || o1 < 0 || o2 < 0) continue;
+                    acc += Elem<T>::load(y[g.y_off(i, kk, o0, o1, o2)]) * Elem<T>::load(wk[f]);
+                  }
+                }
+              }
+            }
+            x[g.x_off(i, ch, i0, i1, i2)] = Elem<T>::store(acc);
+          }
+        }
+      }
+    }
+  });
+}
+
+template <class T>
+void backward_weight(const Geo& g, const T* x, const T* y, T* w) {
+  using A = typename Elem<T>::acc;
+  const int64_t m = g.kg;
+  // One item per weight element (kk, tap); w is [k][taps] in both layouts since cg == 1.
+  parallel_for(g.k * g.filt_pix, g.n * g.out_pix, [&](int64_t b, int64_t e) {
+    for (int64_t item = b; item < e; ++item) {
+      const int64_t kk = item / g.filt_pix, f = item % g.filt_pix, ch = kk / m;
+      const int64_t t2 = f % g.filt[2], t1 = (f / g.filt[2]) % g.filt[1],
+                    t0 = f / (g.filt[2] * g.filt[1]);
+      A acc = A(0);
+      for (int64_t i = 0; i < g.n; ++i) {
+        for (int64_t o0 = 0; o0 < g.out[0]; ++o0) {
+          const int64_t i0 = o0 * g.stride[0] - g.pad[0] + t0 * g.dil[0];
+          if (i0 < 0 || i0 >= g.in[0]) continue;
+          for (int64_t o1 = 0; o1 < g.out[1]; ++o1) {
+            const int64_t i1 = o1 * g.stride[1] - g.pad[1] + t1 * g.dil[1];
+            if (i1 < 0 || i1 >= g.in[1]) continue;
+            for (int64_t o2 = 0; o2 < g.out[2]; ++o2) {
+              const int64_t i2 = o2 * g.stride[2] - g.pad[2] + t2 * g.dil[2];
+              if (i2 < 0 || i2 >= g.in[2]) continue;
+              acc += Elem<T>::load(x[g.x_off(i, ch, i0, i1, i2)]) *
+                     Elem<T>::load(y[g.y_off(i, kk, o0, o1, o2)]);
+            }
+          }
+        }
+      }
+      w[item] = Elem<T>::store(acc);
+    }
+  });
+}
+
+}  // namespace
+
+Status run(const ConvShape& s, Direction d, const ConvTensors& t) {
+  const Geo g = Geo::make(s);
+  return dispatch_dtype(s.dtype, [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    T* x = static_cast<T*>(t.x);
+    T* w = static_cast<T*>(t.w);
+    T* y = static_cast<T*>(t.y);
+    if (d == Direction::forward) {
+      forward<T>(g, x, w, y);
+    } else if (d == Direction::backward_data) {
+      backward_data<T>(g, y, w, x);
+    } else {
+      backward_weight<T>(g, x, y, w);
+    }
+    return Status();
+  });
+}
+
+}  // namespace cpu
+}  // namespace depthwise
+}  // namespace gemmconv
