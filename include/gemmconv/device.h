@@ -20,7 +20,12 @@ struct Capabilities {
   int max_threads_per_block = 1;
   size_t shared_memory_per_block = 0;
   size_t global_memory = 0;
+  // Tensor cores / MFMA / WMMA: where present the vendor BLAS beats SIMT kernels in f16/bf16.
+  bool matrix_units = false;
 };
+
+// Whether a GPU architecture name ("sm_90", "gfx1010") has matrix units; the one table of it.
+bool arch_has_matrix_units(const std::string& arch);
 
 Capabilities cpu_capabilities();
 

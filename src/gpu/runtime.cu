@@ -44,6 +44,7 @@ Status query_gpu_capabilities(int device, Capabilities* out) {
   c.max_threads_per_block = prop.maxThreadsPerBlock;
   c.shared_memory_per_block = prop.sharedMemPerBlock;
   c.global_memory = prop.totalGlobalMem;
+  c.matrix_units = arch_has_matrix_units(c.arch);
   *out = c;
   return Status();
 }

@@ -1,4 +1,5 @@
 // Host capabilities, and the GPU runtime as "unsupported" stubs in builds without GPU support.
+#include <cstdlib>
 #include <memory>
 #include <thread>
 
@@ -6,6 +7,14 @@
 #include "gemmconv/gemm.h"
 
 namespace gemmconv {
+
+bool arch_has_matrix_units(const std::string& a) {
+  if (a.rfind("sm_", 0) == 0) return std::atoi(a.c_str() + 3) >= 70;
+  for (const char* prefix : {"gfx908", "gfx90a", "gfx94", "gfx95", "gfx11", "gfx12"}) {
+    if (a.rfind(prefix, 0) == 0) return true;
+  }
+  return false;
+}
 
 Capabilities cpu_capabilities() {
   Capabilities c;

@@ -11,7 +11,9 @@
 
 namespace gemmconv {
 
+const Solver& depthwise_direct_solver();
 const Solver& gemm_1x1_solver();
+const Solver& implicit_gemm_solver();
 const Solver& im2col_gemm_solver();
 const Solver& reference_solver();
 
