@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# `make test`: format check, Release build (+CUDA and HIP compile checks), ctest, ASan/UBSan build and
+# ctest, then the Python tests; each stage timed, stopping at the first failure.
+# GEMMCONV_TEST_STAGES="format build ctest asan python" picks stages (default: all, in that order);
+# GEMMCONV_BUILD_DIR and GEMMCONV_ASAN_BUILD_DIR move the build directories (build, build-asan).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+JOBS=${JOBS:-2}
+BUILD=${GEMMCONV_BUILD_DIR:-build}
+ASAN_BUILD=${GEMMCONV_ASAN_BUILD_DIR:-build-asan}
+STAGES=${GEMMCONV_TEST_STAGES:-format build ctest asan python}
+SUMMARY=()
+T_ALL=$(date +%s)
+
+finish() {
+  local rc=$?
+  echo
+  echo "================ summary ================"
+  local line
+  for line in "${SUMMARY[@]}"; do echo "  $line"; done
+  echo "  total $(($(date +%s) - T_ALL)) s"
+  if [[ $rc -ne 0 ]]; then echo "FAILED (exit $rc)"; else echo "all stages passed"; fi
+}
+trap finish EXIT
+
+# stage NAME COMMAND...: runs a stage with a heading and records its time and outcome.
+stage() {
+  local name=$1
+  shift
+  echo
+  echo "================ $name ================"
+  local t0 rc=0
+  t0=$(date +%s)
+  "$@" || rc=$?
+  local dt=$(($(date +%s) - t0))
+  if [[ $rc -ne 0 ]]; then
+    SUMMARY+=("$(printf '%-8s FAIL %5d s' "$name" "$dt")")
+    echo "stage '$name' failed after ${dt} s (exit $rc)" >&2
+    exit 1
+  fi
+  SUMMARY+=("$(printf '%-8s ok   %5d s' "$name" "$dt")")
+}
+
+wants() { [[ " $STAGES " == *" $1 "* ]]; }
+
+cxx_sources() {
+  local dirs=() d
+  for d in include src tests tools torch bench examples; do [[ -d $d ]] && dirs+=("$d"); done
+  find "${dirs[@]}" -type f \( -name '*.h' -o -name '*.hpp' -o -name '*.cpp' -o -name '*.cc' \
+    -o -name '*.cu' -o -name '*.cuh' \) | sort
+}
+
+format_check() {
+  command -v clang-format >/dev/null || { echo "clang-format not found (run scripts/deps.sh)"; return 1; }
+  local files
+  mapfile -t files < <(cxx_sources)
+  echo "clang-format $(clang-format --version | grep -o '[0-9][0-9.]*' | head -1): ${#files[@]} files"
+  local f bad=()
+  for f in "${files[@]}"; do
+    clang-format --dry-run --Werror "$f" >/dev/null 2>&1 || bad+=("$f")
+  done
+  if [[ ${#bad[@]} -ne 0 ]]; then
+    echo "not clang-formatted (fix with: clang-format -i FILE, or make format):"
+    printf '  %s\n' "${bad[@]}"
+    clang-format --dry-run --Werror "${bad[0]}" 2>&1 | head -20
+    return 1
+  fi
+}
+
+NVCC=$(command -v nvcc || true)
+[[ -z $NVCC && -x /usr/local/cuda/bin/nvcc ]] && NVCC=/usr/local/cuda/bin/nvcc
+
+build_release() {
+  local gpu=(-DGEMMCONV_GPU=off)
+  if [[ -n $NVCC ]]; then
+    echo "CUDA: $NVCC (sm_90, compile and link only when no GPU is present)"
+    gpu=(-DGEMMCONV_GPU=cuda -DCMAKE_CUDA_COMPILER="$NVCC" -DCMAKE_CUDA_ARCHITECTURES=90)
+  else
+    echo "CUDA: nvcc not found, CPU build"
+  fi
+  cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DGEMMCONV_WERROR=ON -DGEMMCONV_HIP_CHECK=ON \
+    "${gpu[@]}"
+  cmake --build "$BUILD" -j"$JOBS"
+}
+
+run_ctest() {
+  ctest --test-dir "$1" -j"$JOBS" --output-on-failure --timeout 1200
+}
+
+build_asan() {
+  cmake -S . -B "$ASAN_BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGEMMCONV_SANITIZE=ON \
+    -DGEMMCONV_GPU=off -DGEMMCONV_WERROR=ON
+  cmake --build "$ASAN_BUILD" -j"$JOBS"
+  ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:strict_string_checks=1} \
+    UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
+    run_ctest "$ASAN_BUILD"
+}
+
+python_tests() {
+  if ! ls tests/python/test_*.py >/dev/null 2>&1; then
+    echo "tests/python has no tests: nothing to run" >&2
+    return 1
+  fi
+  if [[ ! -x scripts/build_ext.sh ]]; then
+    echo "scripts/build_ext.sh is missing or not executable: cannot build the extension" >&2
+    return 1
+  fi
+  scripts/build_ext.sh
+  PYTHONPATH="$ROOT/python" /usr/bin/python3 -m pytest tests/python -q
+}
+
+wants format && stage format format_check
+wants build && stage build build_release
+wants ctest && stage ctest run_ctest "$BUILD"
+wants asan && stage asan build_asan
+wants python && stage python python_tests
+exit 0
