@@ -634,6 +634,7 @@ int run(int argc, char** argv) {
     const bool with_bias = o.bias && d == gc::Direction::forward;
     gc::PlanOptions opts;
     opts.workspace_budget = budget;
+    opts.gemm_available = gemm != nullptr;
     if (d != gc::Direction::backward_bias) opts.solver = o.solver;
     gc::Plan plan;
     const gc::Status ps = gc::make_plan(p, d, caps, opts, &plan);

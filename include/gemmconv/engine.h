@@ -37,6 +37,7 @@ void log_message(LogLevel level, const std::string& message);
 struct PlanOptions {
   size_t workspace_budget = 0;  // 0: the configured budget
   std::string solver;           // non-empty: use exactly this solver or fail (tests, driver)
+  bool gemm_available = true;   // false: the caller has no GEMM provider, so plan direct solvers
 };
 
 struct Plan {

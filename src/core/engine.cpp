@@ -148,7 +148,8 @@ Status make_plan(const ConvProblem& p, Direction d, const Capabilities& caps,
       if (!s) {
         return Status(StatusCode::invalid_argument, "unknown solver '" + opts.solver + "'");
       }
-      if (!s->is_applicable(plan.shape, plan.regular, ctx)) {
+      if ((s->needs_gemm() && !opts.gemm_available) ||
+          !s->is_applicable(plan.shape, plan.regular, ctx)) {
         return Status(StatusCode::not_applicable, "solver '" + opts.solver +
                                                       "' does not apply to " + to_string(p) + " (" +
                                                       to_string(d) + ", workspace budget " +
@@ -158,6 +159,7 @@ Status make_plan(const ConvProblem& p, Direction d, const Capabilities& caps,
     } else {
       for (const Solver* s : solver_registry()) {
         if (cfg.disabled.count(s->name())) continue;
+        if (s->needs_gemm() && !opts.gemm_available) continue;
         if (!s->is_applicable(plan.shape, plan.regular, ctx)) continue;
         if (s->workspace_bytes(plan.shape, plan.regular, ctx) > budget) {
           log_message(LogLevel::warning, std::string("solver ") + s->name() +

@@ -1,4 +1,4 @@
-// The one catalog of named convolution problems that every numeric test and the driver draw from.
+// The one catalog of named convolution problems that the numeric tests draw from.
 #pragma once
 
 #include <cstddef>

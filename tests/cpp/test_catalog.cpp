@@ -1,5 +1,4 @@
-// Every catalog problem, every pass, every applicable solver, on the CPU and the GPU, against
-// float64.
+// Every catalog problem, pass and applicable solver, on the CPU and the GPU, against float64.
 #include <gtest/gtest.h>
 
 #include <algorithm>

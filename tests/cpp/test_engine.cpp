@@ -1,5 +1,4 @@
-// The engine's front door: configuration, solver selection, statistics and execute's argument
-// checks.
+// The engine's front door: configuration, solver choice, statistics, execute's argument checks.
 #include <gtest/gtest.h>
 
 #include <cstdlib>
@@ -139,6 +138,22 @@ TEST(EngineConfig, PlannerPrefersGemmSolvers) {
   EXPECT_STRNE(plan.solver_name(), "reference");
   ASSERT_TRUE(make_plan(conv1x1(), Direction::forward, cpu->caps, PlanOptions{}, &plan).ok());
   EXPECT_STREQ(plan.solver_name(), "gemm_1x1");
+}
+
+TEST(EnginePlan, WithoutGemmProviderOnlyDirectSolvers) {
+  ConfigRestore restore;
+  set_config(Config{});
+  const Capabilities caps = cpu_capabilities();
+  PlanOptions opts;
+  opts.gemm_available = false;
+  Plan plan;
+  for (const ConvProblem& p : {conv3x3(), conv1x1()}) {
+    ASSERT_TRUE(make_plan(p, Direction::forward, caps, opts, &plan).ok());
+    EXPECT_FALSE(plan.solver->needs_gemm()) << plan.solver_name();
+  }
+  opts.solver = "im2col_gemm";
+  const Status s = make_plan(conv3x3(), Direction::forward, caps, opts, &plan);
+  EXPECT_EQ(s.code(), StatusCode::not_applicable) << s.message();
 }
 
 TEST(EnginePlan, ForcedSolvers) {
