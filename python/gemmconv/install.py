@@ -74,10 +74,12 @@ def _read(path: str) -> Optional[str]:
 def _user_site(home: str, home_given: bool, root: str) -> str:
     real_home = os.path.expanduser("~")
     user_site = site.getusersitepackages()
+    own_home = not home_given or os.path.realpath(home) == os.path.realpath(real_home)
+    if own_home and root == "/" and sys.prefix != getattr(sys, "base_prefix", sys.prefix):
+        # A venv does not read the user site; the venv belongs to the user, so the hook goes there. `--home ~` is
+        # the same request as no --home.
+        return sysconfig.get_paths()["purelib"]
     if not home_given:
-        if root == "/" and sys.prefix != getattr(sys, "base_prefix", sys.prefix):
-            # A venv does not read the user site; the venv belongs to the user, so the hook goes there.
-            return sysconfig.get_paths()["purelib"]
         return user_site
     if user_site.startswith(real_home + os.sep):
         return home + user_site[len(real_home):]

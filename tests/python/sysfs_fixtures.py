@@ -2,6 +2,8 @@
 
 import json
 import os
+import subprocess
+import sys
 from dataclasses import dataclass
 from typing import Any, Dict, Optional, Sequence
 
@@ -102,6 +104,41 @@ def make(name: str, root: str, **overrides: Any) -> str:
     spec = dict(FIXTURES[name])
     spec.update(overrides)
     return build_tree(root, **spec)
+
+
+# The interpreter the tests run `python -m gemmconv` and activation programs under. Tests only: it lets a run with
+# this interpreter's pytest check what happens under another one, e.g. a virtual environment without system site
+# packages (`python3 -m venv DIR`), which never reads the user site-packages directory.
+CHILD_PYTHON = os.environ.get("GEMMCONV_TEST_CHILD_PYTHON") or sys.executable
+
+_CHILD_INFO = """
+import importlib.util, json, site, sys, sysconfig
+print(json.dumps({"version": list(sys.version_info[:2]), "enable_user_site": bool(site.ENABLE_USER_SITE),
+                  "purelib": sysconfig.get_paths()["purelib"],
+                  "venv": sys.prefix != getattr(sys, "base_prefix", sys.prefix),
+                  "has_torch": getattr(importlib.util.find_spec("torch"), "origin", None) is not None}))
+"""
+_child_info_cache = {}  # type: Dict[str, Any]
+
+
+def child_info() -> Dict[str, Any]:
+    """Facts about CHILD_PYTHON as it starts in a clean environment: version, whether it reads the user site, ..."""
+    if not _child_info_cache:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("GEMMCONV_", "PYTHONUSERBASE"))}
+        out = subprocess.run([CHILD_PYTHON, "-c", _CHILD_INFO], cwd="/", env=env, stdout=subprocess.PIPE,
+                             check=True, universal_newlines=True, timeout=60).stdout
+        _child_info_cache.update(json.loads(out.strip().splitlines()[-1]))
+    return dict(_child_info_cache)
+
+
+def installed_hook_dir(root: str, config_dir: str) -> str:
+    """The directory (as this machine sees it) that holds the gemmconv-activate.pth an install into `root` wrote,
+    read from that install's manifest; `config_dir` is gemmconv's config directory as the target sees it."""
+    with open(os.path.join(root, config_dir.lstrip("/"), "install-manifest.json")) as f:
+        files = json.load(f)["files"]
+    pth = [p for p in files if os.path.basename(p) == "gemmconv-activate.pth"]
+    assert len(pth) == 1, sorted(files)
+    return os.path.join(root, os.path.dirname(pth[0]).lstrip("/"))
 
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

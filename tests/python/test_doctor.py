@@ -12,18 +12,27 @@ import pytest
 
 import sysfs_fixtures as fx
 
-HAVE_TORCH = importlib.util.find_spec("torch") is not None
+if fx.CHILD_PYTHON == sys.executable:
+    HAVE_TORCH = importlib.util.find_spec("torch") is not None
+else:
+    HAVE_TORCH = fx.child_info()["has_torch"]
+
+# `python -m gemmconv ARGS` in an interpreter that first processes SITE_DIR the way start-up processes its own
+# site-packages (.pth files included).
+WITH_SITE_DIR = ("import runpy, site, sys; site.addsitedir(sys.argv.pop(1)); "
+                 "runpy.run_module('gemmconv', run_name='__main__', alter_sys=True)")
 
 
-def run(args, home, extra_path=(), timeout=60, **env):
-    proc = subprocess.run([sys.executable, "-m", "gemmconv"] + list(args), cwd=home, timeout=timeout,
+def run(args, home, extra_path=(), timeout=60, site_dir=None, **env):
+    launch = ["-m", "gemmconv"] if site_dir is None else ["-c", WITH_SITE_DIR, site_dir]
+    proc = subprocess.run([fx.CHILD_PYTHON] + launch + list(args), cwd=home, timeout=timeout,
                           env=fx.clean_env(home, extra_path, **env), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           universal_newlines=True)
     return proc
 
 
-def doctor_json(root, home, *extra, **env):
-    proc = run(["doctor", "--sysroot", root, "--json"] + list(extra), home, **env)
+def doctor_json(root, home, *extra, site_dir=None, **env):
+    proc = run(["doctor", "--sysroot", root, "--json"] + list(extra), home, site_dir=site_dir, **env)
     assert proc.stdout.strip(), proc.stderr
     return proc.returncode, json.loads(proc.stdout)
 
@@ -109,15 +118,29 @@ def test_healthy_rdna1_after_install(tmp_path, home):
     inst = tmp_path / "inst"
     assert run(["install", "--root", str(inst), "--home", "/home/u", "--sysroot", root], home).returncode == 0
     user_home = str(inst / "home" / "u")
-    code, data = doctor_json(root, user_home, HSA_OVERRIDE_GFX_VERSION="10.3.0")
+    hook_dir = fx.installed_hook_dir(str(inst), "/home/u/.config/gemmconv")
+    pth = os.path.join(hook_dir, "gemmconv-activate.pth")
+    if fx.child_info()["enable_user_site"]:
+        # The hook went to that home's user site, which this interpreter reads at start-up: found as it is.
+        site_dir = None
+    else:
+        # This interpreter never reads a user site (a virtual environment without system site packages), so a hook
+        # there runs nothing, and the doctor must say so ...
+        code, data = doctor_json(root, user_home, HSA_OVERRIDE_GFX_VERSION="10.3.0")
+        assert code == 1 and not data["activation"]["hooked"] and pth not in data["activation"]["pth_files"]
+        assert any("no hook runs it" in f["message"] for f in data["findings"] if f["severity"] == "problem")
+        # ... and once the directory is one it processes (as its own site-packages is), the doctor finds it.
+        site_dir = hook_dir
+    code, data = doctor_json(root, user_home, site_dir=site_dir, HSA_OVERRIDE_GFX_VERSION="10.3.0")
     assert code == 0, [f for f in data["findings"] if f["severity"] == "problem"]
     act = data["activation"]
     assert act["policy"] == "auto" and act["would_engage"] and act["hooked"]
+    assert pth in act["pth_files"]
     assert act["source"].endswith("/home/u/.config/gemmconv/activate")
     # The same machine with an extension built for gfx1010 only cannot serve the gfx1030 code the override asks for.
     root2 = fx.make("rx5600xt", str(tmp_path / "t2"),
                     capture={"extension": {"built": True, "archs": ["gfx1010"], "error": None}})
-    code, data = doctor_json(root2, user_home, HSA_OVERRIDE_GFX_VERSION="10.3.0")
+    code, data = doctor_json(root2, user_home, site_dir=site_dir, HSA_OVERRIDE_GFX_VERSION="10.3.0")
     assert code == 1 and any("runs gfx1030 code" in f["message"] for f in data["findings"])
 
 
@@ -225,11 +248,19 @@ def test_selftest_runs_every_case_on_cpu(tmp_path, home):
     code, data = doctor_json(root, home, "--selftest", extra_path=[_fake_gemmconv(tmp_path, True)])
     st = data["selftest"]
     assert st["ok"] and code == 0, st
-    cases = {r["case"] for r in st["results"]}
-    assert {"conv1d", "conv2d", "conv3d", "conv_transpose2d", "grouped_conv2d"} <= cases
+    # Every case on the CPU in float32; where torch sees GPUs, the same cases on each of them too.
+    cpu = [r for r in st["results"] if r["device"] == "cpu"]
+    cases = [r["case"] for r in cpu]
+    assert {"conv1d", "conv2d", "conv3d", "conv_transpose2d", "grouped_conv2d"} <= set(cases)
+    assert len(cases) == len(set(cases)) and all(r["dtype"] == "float32" for r in cpu)
     for r in st["results"]:
+        assert r["device"] == "cpu" or r["device"].startswith("cuda:"), r
         assert set(r["errors"]) == {"output", "grad_input", "grad_weight", "grad_bias"}
-        assert r["device"] == "cpu" and r["dtype"] == "float32" and r["through_gemmconv"]
+        assert r["ok"] and r["through_gemmconv"] and max(r["errors"].values()) <= r["tolerance"], r
+    for device in {r["device"] for r in st["results"]} - {"cpu"}:
+        for dtype in {r["dtype"] for r in st["results"] if r["device"] == device}:
+            assert sorted(r["case"] for r in st["results"] if (r["device"], r["dtype"]) == (device, dtype)) \
+                == sorted(cases), (device, dtype)
 
 
 @pytest.mark.skipif(not HAVE_TORCH, reason="needs torch")

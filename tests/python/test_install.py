@@ -2,6 +2,7 @@
 
 import hashlib
 import os
+import site
 import subprocess
 import sys
 import sysconfig
@@ -11,8 +12,10 @@ import pytest
 
 import sysfs_fixtures as fx
 
-PURELIB = sysconfig.get_paths()["purelib"]
-USER_SITE_REL = os.path.join(".local", "lib", "python{}.{}".format(*sys.version_info[:2]), "site-packages")
+
+def user_site_rel():
+    """The user site-packages directory of the interpreter that runs `install`, relative to the home."""
+    return os.path.join(".local", "lib", "python{}.{}".format(*fx.child_info()["version"]), "site-packages")
 
 
 def tree_hash(root):
@@ -31,7 +34,7 @@ def tree_hash(root):
 
 
 def install(args, home, **env):
-    proc = subprocess.run([sys.executable, "-m", "gemmconv", "install"] + list(args), cwd=home,
+    proc = subprocess.run([fx.CHILD_PYTHON, "-m", "gemmconv", "install"] + list(args), cwd=home,
                           env=fx.clean_env(home, **env), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           universal_newlines=True, timeout=60)
     return proc
@@ -77,9 +80,10 @@ def test_user_round_trip(tmp_path, machine, home):
     profile = open(_u(machine, ".profile")).read()
     assert profile.startswith("export PATH=$HOME/bin:$PATH\n# >>> gemmconv >>>")
     assert '. "/home/u/.config/gemmconv/env.sh"' in profile
-    pth = _u(machine, USER_SITE_REL, "gemmconv-activate.pth")
+    pth = _u(machine, user_site_rel(), "gemmconv-activate.pth")
     assert open(pth).read() == "import _gemmconv_hook; _gemmconv_hook.install()\n"
-    assert os.path.isfile(_u(machine, USER_SITE_REL, "_gemmconv_hook.py"))
+    assert os.path.isfile(_u(machine, user_site_rel(), "_gemmconv_hook.py"))
+    assert fx.installed_hook_dir(machine, "/home/u/.config/gemmconv") == _u(machine, user_site_rel())
 
     second = install(base, home)
     assert second.returncode == 0 and "already installed: nothing to change" in second.stdout
@@ -124,7 +128,7 @@ def test_no_override_no_environment_files(tmp_path, machine, home):
     assert not os.path.exists(_u(machine, ".config", "gemmconv", "env.sh"))
     assert not os.path.exists(_u(machine, ".config", "environment.d"))
     assert open(_u(machine, ".profile")).read() == before_profile
-    assert os.path.isfile(_u(machine, USER_SITE_REL, "gemmconv-activate.pth"))
+    assert os.path.isfile(_u(machine, user_site_rel(), "gemmconv-activate.pth"))
 
 
 def test_override_only_for_flagged_cards(tmp_path, machine, home):
@@ -148,7 +152,8 @@ def test_system_round_trip_restores_a_replaced_file(tmp_path, machine, home):
     assert "export HSA_OVERRIDE_GFX_VERSION=10.3.0\n" in open(theirs).read()
     assert open(os.path.join(machine, "etc", "gemmconv", "activate")).read().splitlines()[-1] == "always"
     assert os.path.isfile(os.path.join(machine, "etc", "environment.d", "gemmconv.conf"))
-    site_dir = os.path.join(machine, PURELIB.lstrip("/"))
+    site_dir = os.path.join(machine, fx.child_info()["purelib"].lstrip("/"))
+    assert fx.installed_hook_dir(machine, "/etc/gemmconv") == site_dir
     assert os.path.isfile(os.path.join(site_dir, "gemmconv-activate.pth"))
     assert open(_u(machine, ".profile")).read() == "export PATH=$HOME/bin:$PATH"  # system scope leaves homes alone
     assert "already installed" in install(base, home).stdout
@@ -184,6 +189,18 @@ def test_uninstall_keeps_files_edited_since(tmp_path, machine, home):
     assert os.path.exists(act) and not os.path.exists(_u(machine, ".config", "gemmconv", "env.sh"))
 
 
+@pytest.mark.parametrize("venv", [False, True])
+def test_user_scope_site_dir_is_the_one_this_interpreter_reads(monkeypatch, venv):
+    from gemmconv import install as inst
+    monkeypatch.setattr(sys, "prefix", sys.base_prefix + ("-venv" if venv else ""))
+    want = sysconfig.get_paths()["purelib"] if venv else site.getusersitepackages()
+    assert inst.make_target("user").site_dir == want
+    assert inst.make_target("user", home=os.path.expanduser("~")).site_dir == want  # --home ~ is no --home
+    # Another home, or another root, is another machine's user: its user site, whatever runs the install.
+    other = inst.make_target("user", root="/srv/img", home="/home/u").site_dir
+    assert other.startswith("/home/u/.local/lib/python") and other.endswith("site-packages")
+
+
 # ---- activation in fresh interpreters ----
 
 FAKE_GEMMCONV = textwrap.dedent("""
@@ -195,8 +212,22 @@ FAKE_GEMMCONV = textwrap.dedent("""
             f.write("enable {!r}\\n".format(kwargs))
 """)
 
+# Runs first in every activation program. HOOK_DIR is where the install put gemmconv-activate.pth. An interpreter
+# that reads the user site at start-up (a system python) must already have processed it there, as it does for real
+# users; one that does not (a virtual environment without system site packages, whose own site-packages the hook
+# would go to) is given the directory the way start-up gives it the site-packages it does read: site.addsitedir.
+PRELUDE = textwrap.dedent("""
+    import site, sys
+    HOOK_DIR = {hook_dir!r}
+    if {at_start!r}:
+        if site.ENABLE_USER_SITE and site.getusersitepackages() == HOOK_DIR:
+            assert HOOK_DIR in sys.path, "start-up did not read the user site " + HOOK_DIR
+        else:
+            site.addsitedir(HOOK_DIR)
+""")
+
 PROGRAM = textwrap.dedent("""
-    import sys
+    {prelude}
     early = sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "gemmconv"))
     {body}
     late = sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "gemmconv"))
@@ -223,8 +254,11 @@ def act(tmp_path, home):
         assert proc.returncode == 0, proc.stderr
 
     def run(body="import torch\nassert torch.VALUE == 42", policy="auto", sysroot_name="rx5600xt", no_ext=False,
-            **env):
+            hook_at_start=True, **env):
         setup(policy)
+        hook_dir = fx.installed_hook_dir(root, "/home/u/.config/gemmconv")
+        assert os.path.isfile(os.path.join(hook_dir, "gemmconv-activate.pth"))
+        prelude = PRELUDE.format(hook_dir=hook_dir, at_start=hook_at_start)
         record = tmp_path / "record.txt"
         if record.exists():
             record.unlink()
@@ -237,7 +271,8 @@ def act(tmp_path, home):
         full_env = fx.clean_env(os.path.join(root, "home", "u"), [str(fake)], ENABLE_RECORD=str(record),
                                 GEMMCONV_SYSROOT=machine, **env)
         full_env["PYTHONPATH"] = str(fake)  # the stand-in gemmconv links to this tree's modules
-        proc = subprocess.run([sys.executable, "-c", PROGRAM.format(body=body)], cwd=home, env=full_env,
+        proc = subprocess.run([fx.CHILD_PYTHON, "-c", PROGRAM.format(prelude=prelude, body=body)], cwd=home,
+                              env=full_env,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, timeout=60)
         assert proc.returncode == 0, proc.stderr
         enabled = record.read_text().splitlines() if record.exists() else []
@@ -291,9 +326,8 @@ def test_autoload_and_hook_activate_once(act):
 
 def test_torch_imported_before_the_hook(act, tmp_path):
     # The site dir is added after torch is already imported (as a late site.addsitedir would).
-    body = ("import torch, site, os\n"
-            "site.addsitedir(os.path.join(os.environ['HOME'], {!r}))".format(USER_SITE_REL))
-    proc, enabled = act(body=body, policy="always", PYTHONNOUSERSITE="1")
+    body = "import torch, site\nsite.addsitedir(HOOK_DIR)"
+    proc, enabled = act(body=body, policy="always", hook_at_start=False, PYTHONNOUSERSITE="1")
     assert enabled == ["enable {}"]
     assert "EARLY []" in proc.stdout
 
