@@ -1,0 +1,277 @@
+"""gemmconv: every PyTorch convolution through GEMM, underneath torch.nn, with no change to user code.
+
+    import gemmconv
+    gemmconv.enable()              # CUDA/HIP convolutions (forward and every gradient) now run in gemmconv
+    ...
+    gemmconv.stats()               # which solver ran how often, per pass
+    gemmconv.disable()             # back to PyTorch's own kernels
+
+Every environment variable and every enable() argument, with its default, is documented in one place:
+docs/configuration.md.
+
+Importing this package is cheap: it imports neither torch nor the compiled extension; enable() loads both.
+"""
+
+import os
+import sys
+import threading
+import warnings
+from contextlib import contextmanager
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Union
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "__version__",
+    "enable",
+    "disable",
+    "enabled",
+    "is_enabled",
+    "stats",
+    "reset_stats",
+    "config",
+    "solver_names",
+]
+
+DEVICE_TYPES = ("cuda", "cpu")
+DIRECTIONS = ("forward", "backward_data", "backward_weight", "backward_bias")
+_DEFAULT_DEVICES = ("cuda",)  # compared by identity: enable() called without device_types
+
+_lock = threading.RLock()
+# torch.backends.cudnn.enabled as it was before enable() turned it off on a card whose vendor
+# library is broken; None while gemmconv has not touched it.
+_saved_cudnn: Optional[bool] = None
+_warned = set()
+
+
+def _extension() -> Any:
+    """The compiled extension, loaded on first use (its kernels register with PyTorch's dispatcher as it loads)."""
+    module = sys.modules.get("gemmconv._C")
+    if module is not None:
+        return module
+    import torch  # noqa: F401  (libtorch must be loaded before the extension)
+
+    try:
+        from . import _C
+    except ImportError as exc:
+        raise ImportError(
+            "gemmconv's compiled extension gemmconv._C is not available ({}). Build it with "
+            "`scripts/build_ext.sh` (in place) or `pip install --no-build-isolation .`, against the "
+            "torch you run.".format(exc)
+        ) from exc
+    return _C
+
+
+def _loaded() -> Any:
+    return sys.modules.get("gemmconv._C")
+
+
+def _truthy(value: Optional[str]) -> bool:
+    return (value or "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _device_list(device_types: Union[str, Iterable[str], None]) -> List[str]:
+    if device_types is None:
+        return list(DEVICE_TYPES)
+    if isinstance(device_types, str):
+        device_types = [device_types]
+    out: List[str] = []
+    for d in device_types:
+        name = str(getattr(d, "type", d)).strip().lower()  # accepts torch.device too
+        if name == "hip":  # ROCm devices are torch.device("cuda")
+            name = "cuda"
+        if name not in DEVICE_TYPES:
+            raise ValueError("gemmconv: unknown device type {!r} (expected 'cuda' or 'cpu')".format(d))
+        if name not in out:
+            out.append(name)
+    return out
+
+
+def _solver_list(names: Union[str, Iterable[str]]) -> List[str]:
+    if isinstance(names, str):
+        names = names.split(",")
+    return [n.strip() for n in names if n and n.strip()]
+
+
+def _warn_once(key: str, message: str) -> None:
+    if key in _warned:
+        return
+    _warned.add(key)
+    warnings.warn(message, UserWarning, stacklevel=4)  # the caller of enable()
+
+
+def _vendor_conv_broken() -> bool:
+    try:
+        from .detect import vendor_conv_broken
+    except Exception:
+        return False
+    try:
+        return bool(vendor_conv_broken())
+    except Exception:
+        return False
+
+
+def _on_gpu_enabled(ext: Any) -> None:
+    global _saved_cudnn
+    import torch
+
+    hip = getattr(torch.version, "hip", None)
+    if not ext.gpu_build():
+        if hip or getattr(torch.version, "cuda", None):
+            _warn_once(
+                "no-gpu-build",
+                "gemmconv: the extension was built without GPU support, so CUDA/HIP convolutions stay with "
+                "PyTorch; rebuild it where nvcc (CUDA) or hipcc (ROCm) is installed.",
+            )
+        return
+    if not hip or _saved_cudnn is not None or not _vendor_conv_broken():
+        return
+    # The convolution override sits in front of PyTorch's cuDNN/MIOpen dispatch, so convolutions
+    # reach gemmconv whatever this flag says; turning it off keeps batch-norm and RNNs away from
+    # MIOpen too.
+    _saved_cudnn = bool(torch.backends.cudnn.enabled)
+    torch.backends.cudnn.enabled = False
+    _warn_once(
+        "cudnn",
+        "gemmconv: this GPU's vendor convolution library (MIOpen) is known to be broken, so "
+        "torch.backends.cudnn.enabled is now False: convolutions run in gemmconv, batch-norm and RNNs in "
+        "PyTorch's native kernels. gemmconv.disable() restores the setting.",
+    )
+
+
+def _on_gpu_disabled() -> None:
+    global _saved_cudnn
+    if _saved_cudnn is None:
+        return
+    import torch
+
+    torch.backends.cudnn.enabled = _saved_cudnn
+    _saved_cudnn = None
+
+
+def enable(
+    device_types: Union[str, Iterable[str]] = _DEFAULT_DEVICES,
+    *,
+    workspace_mb: Optional[int] = None,
+    disable_solvers: Union[str, Iterable[str], None] = None,
+    log_level: Optional[str] = None,
+) -> None:
+    """Route convolutions on `device_types` ("cuda" covers HIP devices; "cpu") through gemmconv.
+
+    Called without `device_types`, CPU tensors are routed too when GEMMCONV_CPU=1. `workspace_mb`,
+    `disable_solvers` (names, a list or a comma-separated string; replaces the set from
+    GEMMCONV_DISABLE) and `log_level` change the engine's configuration; None keeps what is set.
+    Invalid arguments raise ValueError before anything changes.
+    """
+    with _lock:
+        devices = _device_list(device_types)
+        if device_types is _DEFAULT_DEVICES and _truthy(os.environ.get("GEMMCONV_CPU")) and "cpu" not in devices:
+            devices.append("cpu")
+        ext = _extension()
+        if disable_solvers is not None:
+            known = set(ext.solver_names())
+            unknown = [n for n in _solver_list(disable_solvers) if n not in known]
+            if unknown:
+                raise ValueError("gemmconv: unknown solver(s) {} (known: {})".format(
+                    ", ".join(unknown), ", ".join(ext.solver_names())))
+        if workspace_mb is not None or disable_solvers is not None or log_level is not None:
+            current = ext.get_config()
+            if workspace_mb is not None:
+                if isinstance(workspace_mb, bool) or int(workspace_mb) != workspace_mb or workspace_mb < 0:
+                    raise ValueError("gemmconv: workspace_mb must be a non-negative integer, got {!r}".format(
+                        workspace_mb))
+            ext.set_config(
+                list(current["disabled"]) if disable_solvers is None else _solver_list(disable_solvers),
+                int(current["workspace_mb"] if workspace_mb is None else workspace_mb),
+                str(current["log_level"] if log_level is None else log_level).strip().lower(),
+            )
+        for d in devices:
+            ext.set_enabled(d, True)
+        if "cuda" in devices:
+            _on_gpu_enabled(ext)
+
+
+def disable(device_types: Union[str, Iterable[str], None] = None) -> None:
+    """Hand convolutions on `device_types` (None: all) back to PyTorch's own implementation."""
+    with _lock:
+        devices = _device_list(device_types)
+        ext = _loaded()
+        if ext is not None:
+            for d in devices:
+                ext.set_enabled(d, False)
+        if "cuda" in devices:
+            _on_gpu_disabled()
+
+
+def is_enabled(device_type: str = "cuda") -> bool:
+    """Whether convolutions on `device_type` currently run in gemmconv."""
+    name = _device_list(device_type)[0]
+    ext = _loaded()
+    return bool(ext is not None and ext.is_enabled(name))
+
+
+@contextmanager
+def enabled(device_types: Union[str, Iterable[str]] = _DEFAULT_DEVICES, **kwargs: Any) -> Iterator[None]:
+    """enable(device_types, **kwargs) for the duration of a `with` block; the previous state comes back after."""
+    global _saved_cudnn
+    with _lock:
+        ext = _extension()
+        before_on = {d: bool(ext.is_enabled(d)) for d in DEVICE_TYPES}
+        before_config = ext.get_config()
+        before_cudnn = _saved_cudnn
+        enable(device_types, **kwargs)
+    try:
+        yield
+    finally:
+        with _lock:
+            for d, on in before_on.items():
+                ext.set_enabled(d, on)
+            ext.set_config(list(before_config["disabled"]), int(before_config["workspace_mb"]),
+                           str(before_config["log_level"]))
+            if before_cudnn is None and _saved_cudnn is not None:
+                _on_gpu_disabled()
+
+
+def stats() -> Dict[str, Dict[str, int]]:
+    """Calls per pass and solver since the last reset_stats(), e.g.
+    {"forward": {"im2col_gemm": 12, "total": 12}, "backward_data": {...}, "backward_weight": {...},
+     "backward_bias": {...}}; every pass has a "total"."""
+    ext = _loaded()
+    raw = ext.stats() if ext is not None else {}
+    out: Dict[str, Dict[str, int]] = {}
+    for direction in DIRECTIONS:
+        per = {str(k): int(v) for k, v in dict(raw.get(direction, {})).items()}
+        per["total"] = sum(per.values())
+        out[direction] = per
+    return out
+
+
+def reset_stats() -> None:
+    """Zero the counters behind stats()."""
+    ext = _loaded()
+    if ext is not None:
+        ext.reset_stats()
+
+
+def config() -> Dict[str, Any]:
+    """The current state: which device types are routed, the engine configuration and the build."""
+    ext = _extension()
+    cfg = dict(ext.get_config())
+    cfg["disabled"] = list(cfg["disabled"])
+    cfg["enabled"] = {d: bool(ext.is_enabled(d)) for d in DEVICE_TYPES}
+    cfg["built_archs"] = list(ext.built_archs())
+    cfg["gpu_build"] = bool(ext.gpu_build())
+    cfg["engine_version"] = str(ext.engine_version())
+    cfg["cudnn_disabled_by_gemmconv"] = _saved_cudnn is not None
+    return cfg
+
+
+def solver_names() -> List[str]:
+    """The engine's solvers in the order the planner tries them (the reference solver last)."""
+    return list(_extension().solver_names())
+
+
+def built_archs() -> List[str]:
+    """The GPU architectures the extension carries code for ("sm_90", "gfx1010", ...), or ["cpu"]."""
+    return list(_extension().built_archs())
+

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Builds gemmconv._C in place (python/gemmconv/_C*.so) against the installed torch; reruns are incremental.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+
+# Asked from / so that the binding's own torch/ folder cannot pass for the torch package.
+has_torch() { (cd / && "$1" -c "import torch.utils.cpp_extension") >/dev/null 2>&1; }
+
+# Debian's torch belongs to /usr/bin/python3, not to whatever python3 comes first on the PATH; a
+# python3 on the PATH is used only when /usr/bin/python3 cannot import torch. PYTHON overrides both.
+if [[ -z "${PYTHON:-}" ]]; then
+  PYTHON=/usr/bin/python3
+  if [[ ! -x "$PYTHON" ]] || { ! has_torch "$PYTHON" && command -v python3 >/dev/null &&
+    has_torch "$(command -v python3)"; }; then
+    PYTHON="$(command -v python3 || echo /usr/bin/python3)"
+  fi
+fi
+
+# ninja keeps the objects under build/ and recompiles only what changed; MAX_JOBS caps its workers.
+"$PYTHON" setup.py build_ext --inplace "$@"
+ls -1 python/gemmconv/_C*.so

@@ -1,0 +1,270 @@
+// Tensor arguments of aten::convolution -> gemmconv::ConvProblem, with PyTorch's own argument
+// checks.
+#include "adapter.h"
+
+#include <c10/util/Exception.h>
+
+#include <sstream>
+#include <string>
+
+namespace gemmconv_torch {
+namespace {
+
+// The override bypasses aten::_convolution, so its checks are repeated here, in its order and with
+// its wording, so that a bad call fails the same way whether gemmconv is enabled or not.
+
+std::vector<int64_t> expand_param(c10::IntArrayRef list, const char* name, int64_t dim) {
+  if (list.size() == 1) return std::vector<int64_t>(static_cast<size_t>(dim), list[0]);
+  TORCH_CHECK(static_cast<int64_t>(list.size()) == dim, "expected ", name,
+              " to be a single integer value or a list of ", dim,
+              " values to match the convolution dimensions, but got ", name, "=", list);
+  return list.vec();
+}
+
+std::string joined(const std::vector<int64_t>& v, const char* separator) {
+  std::ostringstream ss;
+  for (size_t i = 0; i < v.size(); ++i) ss << (i ? separator : "") << v[i];
+  return ss.str();
+}
+
+std::string same_device_message(const at::Tensor& a, const at::Tensor& b, const char* name) {
+  std::ostringstream ss;
+  ss << "Expected all tensors to be on the same device, but found at least two devices, "
+     << a.device() << " and " << b.device() << "! (when checking argument for argument " << name
+     << " in method gemmconv convolution)";
+  return ss.str();
+}
+
+struct Params {
+  int64_t dim = 0;  // spatial dimensions
+  std::vector<int64_t> stride, padding, dilation, output_padding;
+  bool transposed = false;
+  int64_t groups = 1;
+};
+
+Params expand_all(const at::Tensor& weight, const ConvArgs& a) {
+  Params p;
+  p.dim = weight.dim() - 2;
+  TORCH_CHECK(p.dim > 0, "weight should have at least three dimensions");
+  TORCH_CHECK(a.groups > 0, "non-positive groups is not supported");
+  p.stride = expand_param(a.stride, "stride", p.dim);
+  p.padding = expand_param(a.padding, "padding", p.dim);
+  p.dilation = expand_param(a.dilation, "dilation", p.dim);
+  p.output_padding = expand_param(a.output_padding, "output_padding", p.dim);
+  p.transposed = a.transposed;
+  p.groups = a.groups;
+  return p;
+}
+
+bool any_of(const std::vector<int64_t>& v, bool (*pred)(int64_t)) {
+  for (int64_t x : v)
+    if (pred(x)) return true;
+  return false;
+}
+
+void check_shape_forward(const at::Tensor& input, const at::Tensor& weight, const at::Tensor& bias,
+                         const Params& p) {
+  const int64_t k = input.dim();
+  const auto ws = weight.sizes();
+  const int64_t groups = p.groups;
+  TORCH_CHECK(!any_of(p.padding, [](int64_t x) { return x < 0; }),
+              "negative padding is not supported");
+  TORCH_CHECK(!any_of(p.output_padding, [](int64_t x) { return x < 0; }),
+              "negative output_padding is not supported");
+  TORCH_CHECK(!any_of(p.stride, [](int64_t x) { return x <= 0; }),
+              "non-positive stride is not supported");
+  TORCH_CHECK(weight.dim() == k, "Expected ", weight.dim(), "-dimensional input for ", weight.dim(),
+              "-dimensional weight ", ws, ", but got ", k, "-dimensional input of size ",
+              input.sizes(), " instead");
+  TORCH_CHECK(ws[0] >= groups, "Given groups=", groups, ", expected weight to be at least ", groups,
+              " at dimension 0, but got weight of size ", ws, " instead");
+  TORCH_CHECK(ws[0] % groups == 0, "Given groups=", groups, ", expected weight to be divisible by ",
+              groups, " at dimension 0, but got weight of size [", ws, "] instead");
+
+  if (!p.transposed) {
+    TORCH_CHECK(input.size(1) == ws[1] * groups, "Given groups=", groups, ", weight of size ", ws,
+                ", expected input", input.sizes(), " to have ", ws[1] * groups,
+                " channels, but got ", input.size(1), " channels instead");
+    TORCH_CHECK(!bias.defined() || (bias.dim() == 1 && bias.size(0) == ws[0]),
+                "Given weight of size ", ws, ", expected bias to be 1-dimensional with ", ws[0],
+                " elements", ", but got bias of size ", bias.sizes(), " instead");
+    std::vector<int64_t> padded, kernel;
+    bool fits = true;
+    for (int64_t i = 2; i < k; ++i) {
+      const size_t d = static_cast<size_t>(i - 2);
+      padded.push_back(input.size(i) + 2 * p.padding[d]);
+      kernel.push_back(p.dilation[d] * (ws[i] - 1) + 1);
+      if (padded.back() < kernel.back()) fits = false;
+    }
+    TORCH_CHECK(fits, "Calculated padded input size per channel: (", joined(padded, " x "),
+                "). Kernel size: (", joined(kernel, " x "),
+                "). Kernel size can't be greater than actual input size");
+  } else {
+    TORCH_CHECK(input.size(1) == ws[0], "Given transposed=", p.transposed, ", weight of size ", ws,
+                ", expected input", input.sizes(), " to have ", ws[0], " channels, but got ",
+                input.size(1), " channels instead");
+    TORCH_CHECK(!bias.defined() || (bias.dim() == 1 && bias.size(0) == ws[1] * groups),
+                "Given transposed=", p.transposed, ", weight of size ", ws,
+                ", expected bias to be 1-dimensional with ", ws[1] * groups, " elements",
+                ", but got bias of size ", bias.sizes(), " instead");
+  }
+}
+
+void check_same_device(const at::Tensor& input, const at::Tensor& other, const char* name) {
+  if (other.defined() && other.device() != input.device()) {
+    TORCH_CHECK(false, same_device_message(input, other, name));
+  }
+}
+
+void check_same_type(const at::Tensor& input, const at::Tensor& other, const char* what) {
+  TORCH_CHECK(!other.defined() || input.scalar_type() == other.scalar_type(), "Input type (",
+              input.toString(), ") and ", what, " type (", other.toString(),
+              ") should be the same");
+}
+
+// Checks PyTorch makes inside its backends, after choosing one.
+void check_backend_limits(const at::Tensor& input, const Params& p) {
+  TORCH_CHECK(
+      input.size(0) == 0 || input.size(1) == 0 || input.numel() != 0,
+      "Only zero batch or zero channel inputs are supported, but got input shape: ", input.sizes());
+  TORCH_CHECK(p.dim <= gemmconv::kMaxSpatialDims, "unsupported ConvNd parameters");
+  // PyTorch views 1-D as 2-D (height 1), so its messages name the dimensions that way.
+  static const char* const kNames3[] = {"depth", "height", "width"};
+  static const char* const kNames2[] = {"height", "width"};
+  std::vector<int64_t> op = p.output_padding, st = p.stride, dl = p.dilation;
+  if (p.dim == 1) {
+    op.insert(op.begin(), 0);
+    st.insert(st.begin(), 1);
+    dl.insert(dl.begin(), 1);
+  }
+  const char* const* names = op.size() == 3 ? kNames3 : kNames2;
+  if (any_of(dl, [](int64_t x) { return x <= 0; })) {
+    std::ostringstream ss;
+    ss << "dilation should be greater than zero, but got ";
+    if (p.transposed) {
+      for (size_t i = 0; i < dl.size(); ++i)
+        ss << (i ? ", " : "") << "dilation_" << names[i] << ": " << dl[i];
+    } else {
+      ss << c10::IntArrayRef(dl);
+    }
+    TORCH_CHECK(false, ss.str());
+  }
+  if (!p.transposed) return;
+
+  bool small = true;
+  for (size_t i = 0; i < op.size(); ++i) small = small && (op[i] < st[i] || op[i] < dl[i]);
+  if (!small) {
+    std::ostringstream ss;
+    ss << "output padding must be smaller than either stride or dilation, but got";
+    for (size_t i = 0; i < op.size(); ++i) ss << " output_padding_" << names[i] << ": " << op[i];
+    for (size_t i = 0; i < op.size(); ++i) ss << " stride_" << names[i] << ": " << st[i];
+    for (size_t i = 0; i < op.size(); ++i) ss << " dilation_" << names[i] << ": " << dl[i];
+    TORCH_CHECK(false, ss.str());
+  }
+}
+
+gemmconv::DataType data_type(c10::ScalarType t) {
+  switch (t) {
+    case c10::ScalarType::Half:
+      return gemmconv::DataType::f16;
+    case c10::ScalarType::BFloat16:
+      return gemmconv::DataType::bf16;
+    case c10::ScalarType::Double:
+      return gemmconv::DataType::f64;
+    default:
+      return gemmconv::DataType::f32;
+  }
+}
+
+Adapted describe(const at::Tensor& input, const at::Tensor& weight, const Params& p) {
+  Adapted a;
+  gemmconv::ConvProblem& pr = a.problem;
+  const size_t dim = static_cast<size_t>(p.dim);
+  pr.spatial_dims = static_cast<int>(p.dim);
+  pr.batch = input.size(0);
+  pr.in_channels = input.size(1);
+  pr.out_channels = p.transposed ? weight.size(1) * p.groups : weight.size(0);
+  pr.groups = p.groups;
+  pr.transposed = p.transposed;
+  pr.dtype = data_type(input.scalar_type());
+
+  a.output_shape = {pr.batch, pr.out_channels};
+  bool too_small = false;
+  std::vector<int64_t> in_sizes, out_sizes;
+  for (size_t d = 0; d < dim; ++d) {
+    const int64_t in = input.size(static_cast<int64_t>(d) + 2);
+    const int64_t filt = weight.size(static_cast<int64_t>(d) + 2);
+    pr.input_size[d] = in;
+    pr.filter_size[d] = filt;
+    pr.stride[d] = p.stride[d];
+    pr.dilation[d] = p.dilation[d];
+    pr.pad_begin[d] = p.padding[d];
+    pr.pad_end[d] = p.padding[d];
+    pr.output_padding[d] = p.transposed ? p.output_padding[d] : 0;
+    const int64_t span = p.dilation[d] * (filt - 1);
+    const int64_t out =
+        p.transposed ? (in - 1) * p.stride[d] - 2 * p.padding[d] + span + 1 + p.output_padding[d]
+                     : (in + 2 * p.padding[d] - span - 1) / p.stride[d] + 1;
+    in_sizes.push_back(in);
+    out_sizes.push_back(out);
+    too_small = too_small || out < 1;
+    a.output_shape.push_back(out);
+  }
+  TORCH_CHECK(!too_small, "Given input size per channel: (", joined(in_sizes, " x "),
+              "). Calculated output size per channel: (", joined(out_sizes, " x "),
+              "). Output size is too small");
+  // PyTorch's own path gives a zero-channel input a zero-channel output.
+  if (pr.in_channels == 0) a.output_shape[1] = 0;
+
+  const auto suggested = input.suggest_memory_format();
+  const bool cl = (p.dim == 2 && suggested == c10::MemoryFormat::ChannelsLast) ||
+                  (p.dim == 3 && suggested == c10::MemoryFormat::ChannelsLast3d);
+  a.memory_format = cl ? suggested : c10::MemoryFormat::Contiguous;
+  pr.layout = cl ? gemmconv::Layout::channels_last : gemmconv::Layout::contiguous;
+  return a;
+}
+
+}  // namespace
+
+bool engine_dtype(c10::ScalarType t) {
+  return t == c10::ScalarType::Float || t == c10::ScalarType::Half ||
+         t == c10::ScalarType::BFloat16 || t == c10::ScalarType::Double;
+}
+
+Adapted adapt_forward(const at::Tensor& input, const at::Tensor& weight, const at::Tensor& bias,
+                      const ConvArgs& args) {
+  const Params p = expand_all(weight, args);
+  check_shape_forward(input, weight, bias, p);
+  check_same_device(input, weight, "weight");
+  check_same_device(input, bias, "bias");
+  check_same_type(input, weight, "weight");
+  check_same_type(input, bias, "bias");
+  check_backend_limits(input, p);
+  return describe(input, weight, p);
+}
+
+Adapted adapt_backward(const at::Tensor& grad_output, const at::Tensor& input,
+                       const at::Tensor& weight, const ConvArgs& args) {
+  const Params p = expand_all(weight, args);
+  check_shape_forward(input, weight, at::Tensor(), p);
+  TORCH_CHECK(input.dim() == grad_output.dim(),
+              "Expected input and grad_output to have the same number of dimensions, but got: ",
+              input.dim(), " and ", grad_output.dim());
+  if (!p.transposed) {
+    TORCH_CHECK(!any_of(p.output_padding, [](int64_t x) { return x != 0; }),
+                "output_padding is not supported for non-transposed convolutions; got: ",
+                c10::IntArrayRef(p.output_padding));
+  }
+  check_same_device(input, weight, "weight");
+  check_same_device(input, grad_output, "grad_output");
+  check_same_type(input, weight, "weight");
+  check_same_type(input, grad_output, "grad_output");
+  check_backend_limits(input, p);
+  Adapted a = describe(input, weight, p);
+  TORCH_CHECK(grad_output.sizes() == c10::IntArrayRef(a.output_shape),
+              "Expected grad_output of size ", c10::IntArrayRef(a.output_shape),
+              " for this convolution, but got grad_output of size ", grad_output.sizes());
+  return a;
+}
+
+}  // namespace gemmconv_torch
