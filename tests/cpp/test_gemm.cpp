@@ -16,20 +16,6 @@
 namespace gemmconv {
 namespace {
 
-const char* tname(DataType t) {
-  switch (t) {
-    case DataType::f32:
-      return "f32";
-    case DataType::f16:
-      return "f16";
-    case DataType::bf16:
-      return "bf16";
-    case DataType::f64:
-      return "f64";
-  }
-  return "?";
-}
-
 // Values stored in type t, kept as doubles that are exactly representable in t.
 struct Mat {
   DataType t;
@@ -216,7 +202,7 @@ std::vector<Problem> problems() {
 const DataType kTypes[] = {DataType::f32, DataType::f16, DataType::bf16, DataType::f64};
 
 std::string describe(DataType t, const Problem& p) {
-  return std::string(tname(t)) + " ta=" + std::to_string(p.ta) + " tb=" + std::to_string(p.tb) +
+  return std::string(to_string(t)) + " ta=" + std::to_string(p.ta) + " tb=" + std::to_string(p.tb) +
          " m=" + std::to_string(p.m) + " n=" + std::to_string(p.n) + " k=" + std::to_string(p.k) +
          " alpha=" + std::to_string(p.alpha) + " beta=" + std::to_string(p.beta) +
          " batch=" + std::to_string(p.batch) + " share_a=" + std::to_string(p.share_a) +

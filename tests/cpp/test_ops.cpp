@@ -74,20 +74,6 @@ double abs_dot(const std::vector<double>& a, const std::vector<double>& b) {
   return s;
 }
 
-const char* tname(DataType t) {
-  switch (t) {
-    case DataType::f32:
-      return "f32";
-    case DataType::f16:
-      return "f16";
-    case DataType::bf16:
-      return "bf16";
-    case DataType::f64:
-      return "f64";
-  }
-  return "?";
-}
-
 // ---------------------------------------------------------------- shapes
 
 struct Case {
@@ -484,7 +470,7 @@ TEST(OpsCpu, AccumulateNarrowFillZero) {
     ASSERT_TRUE(ops::narrow(cpu_ctx(), t, acc.data(), out.data(), count).ok());
     const auto av = to_double(sa), bv = to_double(sb), accv = to_double(acc);
     const auto want = make_buf(t, accv);  // rounding acc to t
-    EXPECT_EQ(out.bytes, want.bytes) << tname(t);
+    EXPECT_EQ(out.bytes, want.bytes) << to_string(t);
     for (size_t i = 0; i < a.size(); ++i) {
       const double sum =
           acc_t == DataType::f64
@@ -582,9 +568,9 @@ TEST(OpsCpu, ReferenceLowPrecisionCloseToF64) {
       const ConvData got = run_three(cpu_ctx(), s, in);
       const double rtol = t == DataType::f32 ? 1e-5 : t == DataType::f16 ? 2e-3 : 1.6e-2;
       const double atol = t == DataType::f32 ? 1e-5 : 2e-2;
-      expect_near_rel(got.y, want.y, rtol, atol, k.name + " fwd " + tname(t));
-      expect_near_rel(got.x, want.x, rtol, atol, k.name + " bwd_data " + tname(t));
-      expect_near_rel(got.w, want.w, rtol, atol * 4, k.name + " bwd_weight " + tname(t));
+      expect_near_rel(got.y, want.y, rtol, atol, k.name + " fwd " + to_string(t));
+      expect_near_rel(got.x, want.x, rtol, atol, k.name + " bwd_data " + to_string(t));
+      expect_near_rel(got.w, want.w, rtol, atol * 4, k.name + " bwd_weight " + to_string(t));
     }
   }
 }
@@ -670,7 +656,7 @@ TEST_F(OpsGpu, Im2colAndCol2imMatchCpu) {
       const int64_t n0 = s.n > 1 ? 1 : 0, nb = s.n - n0;
       for (int order = 0; order < 2; ++order) {
         const ops::ColStrides cs = order == 0 ? sample_major(s) : group_major(s, nb);
-        const std::string what = k.name + " " + tname(t) + " order " + std::to_string(order);
+        const std::string what = k.name + " " + to_string(t) + " order " + std::to_string(order);
         Buf x = make_buf(t, random_vec(static_cast<size_t>(s.x_elements()), 50));
         Buf col = make_buf(t, random_vec(static_cast<size_t>(col_size(s, nb)), 51));
         Buf col_cpu = col;
@@ -711,7 +697,7 @@ TEST_F(OpsGpu, ReferenceConvMatchesCpu) {
                           : t == DataType::f32 ? 1e-5
                           : t == DataType::f16 ? 1e-3
                                                : 8e-3;
-      const std::string what = k.name + " " + tname(t);
+      const std::string what = k.name + " " + to_string(t);
       expect_near_rel(to_double(dyo.download(t, y.count)), want.y, rtol, rtol, what + " fwd");
       expect_near_rel(to_double(dxo.download(t, x.count)), want.x, rtol, rtol, what + " bwd_data");
       expect_near_rel(to_double(dwo.download(t, w.count)), want.w, rtol, rtol * 4,
@@ -722,7 +708,7 @@ TEST_F(OpsGpu, ReferenceConvMatchesCpu) {
 
 TEST_F(OpsGpu, SmallOpsMatchCpu) {
   for (DataType t : kAllTypes) {
-    const std::string what = tname(t);
+    const std::string what = to_string(t);
     for (int64_t c : {1, 3, 70}) {
       const int64_t a = 37, b = 29;
       Buf src = make_buf(t, random_vec(static_cast<size_t>(a * b * c), 70));

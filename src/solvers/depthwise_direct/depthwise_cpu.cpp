@@ -1,38 +1,16 @@
 // CPU twins of the depthwise kernels: direct loops, parallel over independent outputs, each
 // output summed by one thread in a fixed order (fp32 accumulation, fp64 for f64).
 #include <algorithm>
-#include <thread>
 #include <vector>
 
 #include "kernels/dispatch.h"
+#include "kernels/parallel.h"
 #include "solvers/depthwise_direct/depthwise.h"
 
 namespace gemmconv {
 namespace depthwise {
 namespace cpu {
 namespace {
-
-// f(begin, end) over [0, count) in contiguous chunks, one chunk per hardware thread; every item
-// is computed by exactly one thread, so the split does not change any result.
-template <class F>
-void parallel_for(int64_t count, int64_t work_per_item, F f) {
-  if (count <= 0) return;
-  const int64_t total = count * std::max<int64_t>(work_per_item, 1);
-  const int64_t hw = std::max<int64_t>(1, std::thread::hardware_concurrency());
-  const int64_t threads = std::min({hw, count, std::max<int64_t>(1, total / (int64_t(1) << 15))});
-  if (threads <= 1) {
-    f(int64_t(0), count);
-    return;
-  }
-  std::vector<std::thread> pool;
-  const int64_t chunk = (count + threads - 1) / threads;
-  for (int64_t t = 1; t < threads; ++t) {
-    const int64_t b = t * chunk, e = std::min(count, b + chunk);
-    if (b < e) pool.emplace_back([=] { f(b, e); });
-  }
-  f(int64_t(0), std::min(count, chunk));
-  for (auto& th : pool) th.join();
-}
 
 using Geo = ConvGeo<int64_t>;
 
