@@ -32,6 +32,6 @@ fi
 echo "deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 "${SUDO[@]}" apt-get update -q
-"${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+"${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
   "${missing[@]}"
 echo "deps: done"
