@@ -29,7 +29,7 @@ def cpu_sources():
         + rel("src/gemm/check.cpp")
         + rel("src/gemm/cpu_openblas.cpp")
         + rel("src/gpu/runtime_cpu.cpp")
-        + rel("torch/*.cpp")
+        + rel("csrc/torch/*.cpp")
     )
 
 
@@ -39,7 +39,7 @@ def gpu_sources():
 
 
 def headers():
-    return rel("include/gemmconv/*.h") + rel("src/*/*.h") + rel("src/solvers/*/*.h") + rel("torch/*.h")
+    return rel("include/gemmconv/*.h") + rel("src/*/*.h") + rel("src/solvers/*/*.h") + rel("csrc/torch/*.h")
 
 
 def torch_version():
@@ -105,7 +105,7 @@ def extension():
         ("GEMMCONV_TORCH_VERSION_MAJOR", str(major)),
         ("GEMMCONV_TORCH_VERSION_MINOR", str(minor)),
     ]
-    include_dirs = [os.path.join(ROOT, "include"), os.path.join(ROOT, "src"), os.path.join(ROOT, "torch")]
+    include_dirs = [os.path.join(ROOT, "include"), os.path.join(ROOT, "src"), os.path.join(ROOT, "csrc", "torch")]
     # torch's headers are not warning-clean under -Wextra; as system headers they stay quiet.
     for d in include_paths("cuda" if kind else "cpu"):
         cxx += ["-isystem", d]

@@ -5,7 +5,7 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
-# Asked from / so that the binding's own torch/ folder cannot pass for the torch package.
+# Asked from / so that nothing in the checkout can pass for the torch package.
 has_torch() { (cd / && "$1" -c "import torch.utils.cpp_extension") >/dev/null 2>&1; }
 
 # Debian's torch belongs to /usr/bin/python3, not to whatever python3 comes first on the PATH; a

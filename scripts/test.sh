@@ -47,7 +47,7 @@ wants() { [[ " $STAGES " == *" $1 "* ]]; }
 
 cxx_sources() {
   local dirs=() d
-  for d in include src tests tools torch bench examples; do [[ -d $d ]] && dirs+=("$d"); done
+  for d in include src tests tools csrc bench examples; do [[ -d $d ]] && dirs+=("$d"); done
   find "${dirs[@]}" -type f \( -name '*.h' -o -name '*.hpp' -o -name '*.cpp' -o -name '*.cc' \
     -o -name '*.cu' -o -name '*.cuh' \) | sort
 }
