@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 pick_python() {
   local cand
   for cand in ${PYTHON:-} python3 /usr/bin/python3; do
-    # Checked from / : the repository's own torch/ folder (the binding's sources) must not pass for torch.
+    # Checked from / : nothing in the checkout may pass for the torch package.
     if command -v "$cand" >/dev/null 2>&1 &&
       (cd / && "$cand" -c "import torch; torch.__version__") >/dev/null 2>&1; then
       echo "$cand"
