@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# `make test`: format check, Release build (+CUDA and HIP compile checks), ctest, ASan/UBSan build and
-# ctest, then the Python tests; each stage timed, stopping at the first failure.
+# The test command (README, CI): installs missing Debian packages (scripts/deps.sh; skip with
+# GEMMCONV_SKIP_DEPS=1), then format check, Release build (+CUDA and HIP compile checks), ctest,
+# ASan/UBSan build and ctest, and the Python tests; each stage timed, stopping at the first failure.
 # GEMMCONV_TEST_STAGES="format build ctest asan python" picks stages (default: all, in that order);
 # GEMMCONV_BUILD_DIR and GEMMCONV_ASAN_BUILD_DIR move the build directories (build, build-asan).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
+if [[ "${GEMMCONV_SKIP_DEPS:-0}" != "1" ]]; then
+  scripts/deps.sh
+fi
 
 JOBS=${JOBS:-2}
 BUILD=${GEMMCONV_BUILD_DIR:-build}
