@@ -119,6 +119,36 @@ std::string fmt_double(double v) {
   return buf;
 }
 
+// The engine's buffers for a pass, from the tester's tensors in the order input, output, weight,
+// bias (see Tester).
+ConvBuffers buffers_for(Pass pass, void* const t[4]) {
+  ConvBuffers b;
+  switch (pass) {
+    case Pass::forward:
+    case Pass::forward_bias:
+      b.input = t[0];
+      b.weight = t[2];
+      b.bias = pass == Pass::forward_bias ? t[3] : nullptr;
+      b.output = t[1];
+      break;
+    case Pass::backward_data:
+      b.grad_output = t[1];
+      b.weight = t[2];
+      b.grad_input = t[0];
+      break;
+    case Pass::backward_weight:
+      b.input = t[0];
+      b.grad_output = t[1];
+      b.grad_weight = t[2];
+      break;
+    case Pass::backward_bias:
+      b.grad_output = t[1];
+      b.grad_bias = t[3];
+      break;
+  }
+  return b;
+}
+
 }  // namespace
 
 // One byte at least, so that an empty tensor still has a non-null address.
@@ -609,31 +639,8 @@ Status Tester::prepare() {
       return Status(StatusCode::internal_error, "the reference solver asked for workspace");
     }
     std::vector<unsigned char> ws(plan.workspace_bytes);
-    ConvBuffers bufs;
-    unsigned char* d[4] = {t64[0].data(), t64[1].data(), t64[2].data(), t64[3].data()};
-    switch (pass_) {
-      case Pass::forward:
-      case Pass::forward_bias:
-        bufs.input = d[0];
-        bufs.weight = d[2];
-        bufs.bias = pass_ == Pass::forward_bias ? d[3] : nullptr;
-        bufs.output = d[1];
-        break;
-      case Pass::backward_data:
-        bufs.grad_output = d[1];
-        bufs.weight = d[2];
-        bufs.grad_input = d[0];
-        break;
-      case Pass::backward_weight:
-        bufs.input = d[0];
-        bufs.grad_output = d[1];
-        bufs.grad_weight = d[2];
-        break;
-      case Pass::backward_bias:
-        bufs.grad_output = d[1];
-        bufs.grad_bias = d[3];
-        break;
-    }
+    void* d[4] = {t64[0].data(), t64[1].data(), t64[2].data(), t64[3].data()};
+    const ConvBuffers bufs = buffers_for(pass_, d);
     ExecContext ctx;
     ctx.caps = &env->caps;
     ctx.gemm = env->gemm.get();
@@ -746,30 +753,7 @@ RunResult Tester::run(DeviceEnv& dev, const PlanOptions& opts_in) {
     }
   } ws_guard{gpu ? ws : nullptr, gpu};
 
-  ConvBuffers bufs;
-  switch (pass_) {
-    case Pass::forward:
-    case Pass::forward_bias:
-      bufs.input = ptr[0];
-      bufs.weight = ptr[2];
-      bufs.bias = pass_ == Pass::forward_bias ? ptr[3] : nullptr;
-      bufs.output = ptr[1];
-      break;
-    case Pass::backward_data:
-      bufs.grad_output = ptr[1];
-      bufs.weight = ptr[2];
-      bufs.grad_input = ptr[0];
-      break;
-    case Pass::backward_weight:
-      bufs.input = ptr[0];
-      bufs.grad_output = ptr[1];
-      bufs.grad_weight = ptr[2];
-      break;
-    case Pass::backward_bias:
-      bufs.grad_output = ptr[1];
-      bufs.grad_bias = ptr[3];
-      break;
-  }
+  const ConvBuffers bufs = buffers_for(pass_, ptr);
   ExecContext ctx;
   ctx.caps = &dev.caps;
   ctx.gemm = dev.gemm.get();
