@@ -19,7 +19,7 @@ import warnings
 from contextlib import contextmanager
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Union
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 __all__ = [
     "__version__",
@@ -31,6 +31,7 @@ __all__ = [
     "reset_stats",
     "config",
     "solver_names",
+    "built_archs",
 ]
 
 DEVICE_TYPES = ("cuda", "cpu")
@@ -102,7 +103,7 @@ def _warn_once(key: str, message: str) -> None:
 
 def _vendor_conv_broken() -> bool:
     try:
-        from .detect import vendor_conv_broken
+        from .diagnosis.detect import vendor_conv_broken
     except Exception:
         return False
     try:

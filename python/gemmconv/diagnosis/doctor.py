@@ -14,11 +14,11 @@ import sys
 from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Optional, TextIO, Tuple
 
-from . import _activate
-from ._child import run_child
-from ._sysfs import read_capture
+from ..activation import activate as _activate
+from .child import run_child
+from .sysfs import read_capture
 from .detect import (NOTE, PROBLEM, WARNING, Finding, MachineReport, RuntimeInfo, detect, probe_isolated)
-from .install import PTH_NAME
+from ..activation.installer import PTH_NAME
 
 SELFTEST_CMD_VAR = "GEMMCONV_DOCTOR_SELFTEST_CMD"  # tests only: replaces the selftest child command
 
@@ -127,7 +127,7 @@ def _selftest_command() -> List[str]:
     custom = os.environ.get(SELFTEST_CMD_VAR, "").strip()
     if custom:
         return json.loads(custom) if custom.startswith("[") else shlex.split(custom)
-    return [sys.executable, "-m", "gemmconv._selftest"]
+    return [sys.executable, "-m", "gemmconv.diagnosis.selftest"]
 
 
 def run_selftest(timeout: float) -> Selftest:
@@ -287,24 +287,25 @@ def _gpu_lines(report: MachineReport) -> List[str]:
 
 def render_text(diag: Diagnosis, out: TextIO) -> None:
     r, act, ext, st = diag.report, diag.activation, diag.extension, diag.selftest
+    m = r.facts
     w = out.write
     w("gemmconv doctor ({})\n\n".format("this machine" if os.path.abspath(r.root) == "/"
                                         else "captured tree " + r.root))
     w("Machine\n")
-    w("  Kernel:             {}\n".format(r.kernel or "unknown"))
+    w("  Kernel:             {}\n".format(m.kernel or "unknown"))
     amdgpu = "not loaded"
-    if r.amdgpu_loaded:
-        amdgpu = "loaded, " + ("version " + r.amdgpu_version if r.amdgpu_version else "in-tree (kernel's own)")
+    if m.amdgpu_loaded:
+        amdgpu = "loaded, " + ("version " + m.amdgpu_version if m.amdgpu_version else "in-tree (kernel's own)")
     w("  amdgpu driver:      {}\n".format(amdgpu))
     kfd = "missing"
-    if r.kfd_present:
-        kfd = "present, " + _yes(r.kfd_access, "read/write OK", "NO ACCESS", "access unknown")
-        kfd += " (group {})".format(r.kfd_group) if r.kfd_group else ""
+    if m.kfd_present:
+        kfd = "present, " + _yes(m.kfd_access, "read/write OK", "NO ACCESS", "access unknown")
+        kfd += " (group {})".format(m.kfd_group) if m.kfd_group else ""
     w("  /dev/kfd:           {}\n".format(kfd))
-    in_groups = [g for g in ("render", "video") if g in r.user_groups]
-    w("  User:               {} (render/video groups: {})\n".format(r.user or "unknown",
+    in_groups = [g for g in ("render", "video") if g in m.user_groups]
+    w("  User:               {} (render/video groups: {})\n".format(m.user or "unknown",
                                                                    ", ".join(in_groups) or "none"))
-    w("  ROCm:               {}\n".format("{} at {}".format(r.rocm_version, r.rocm_path) if r.rocm_version
+    w("  ROCm:               {}\n".format("{} at {}".format(m.rocm_version, m.rocm_path) if m.rocm_version
                                           else "not found under /opt"))
     w("  Per-GPU overrides:  {}\n\n".format(_yes(r.per_gpu_override_supported, "supported (ROCm 6.2+)",
                                                  "not supported (ROCm < 6.2)")))

@@ -21,8 +21,8 @@ import sysconfig
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
-from ._policy import POLICIES, SYSTEM_CONFIG, user_config_dir
-from ._sysfs import under
+from .policy import POLICIES, SYSTEM_CONFIG, user_config_dir
+from ..diagnosis.sysfs import under
 
 PTH_NAME = "gemmconv-activate.pth"
 HOOK_NAME = "_gemmconv_hook.py"
@@ -100,12 +100,12 @@ def make_target(scope: str, root: str = "/", home: Optional[str] = None) -> Targ
 
 
 def _hook_source() -> str:
-    with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "_pth_hook.py"), encoding="utf-8") as f:
+    with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "pth_hook.py"), encoding="utf-8") as f:
         return f.read()
 
 
 def _env_comment(report: Any) -> List[str]:
-    from .families import arch_from_override
+    from ..diagnosis.families import arch_from_override
     lines = []
     for gpu in report.amd_gpus:
         if gpu.flagged and gpu.override_needed and gpu.recommended_override:
@@ -117,7 +117,7 @@ def _env_comment(report: Any) -> List[str]:
 
 
 def build_plan(target: Target, policy: str, report: Any) -> Plan:
-    from .detect import plan_overrides
+    from ..diagnosis.detect import plan_overrides
     # Only GPUs whose vendor library is broken get an override from us; the doctor advises on the others.
     plan = Plan(env=plan_overrides(report, flagged_only=True)[0])
     cfg = target.config_dir
@@ -327,7 +327,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _detect(args: argparse.Namespace) -> Any:
-    from .detect import detect, probe_runtime_isolated
+    from ..diagnosis.detect import detect, probe_runtime_isolated
     sysroot = args.sysroot or os.environ.get("GEMMCONV_SYSROOT") or "/"
     runtime = None
     if os.path.abspath(sysroot) == "/" and not args.no_runtime:
