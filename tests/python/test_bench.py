@@ -261,6 +261,7 @@ def test_cpu_smoke_run(tmp_path):
     out_md, out_json, out_png = tmp_path / "b.md", tmp_path / "b.json", tmp_path / "b.png"
     env = dict(os.environ, PYTHONPATH=PYTHON_DIR, PYTHONUNBUFFERED="1")
     p = subprocess.run([sys.executable, "-m", "gemmconv", "bench", "--quick", "--models", "resnet50-amp,unet",
+                        "--reps", "1", "--warmup", "0",
                         "--out", str(out_md), "--json", str(out_json), "--png", str(out_png)], cwd=REPO_ROOT,
                        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=300)
     out = p.stdout.decode("utf-8", "replace")
@@ -315,3 +316,41 @@ def test_profile_check_runs():
     out = p.stdout.decode("utf-8", "replace")
     assert p.returncode == 0, out[-4000:]
     assert "every convolution ran through gemmconv" in out, out[-3000:]
+
+
+def test_gpu_mode_logic_on_cpu(monkeypatch):
+    """The GPU run's bookkeeping (four modes, first calls, floors, ratios, solvers, the seen marks, targets, tables),
+    exercised on the CPU: the cudnn/cudnn_bm/native modes only flip PyTorch's flags, so on CPU tensors they all run
+    PyTorch's own convolution. CUDA events and memory statistics stay for the GPU machine."""
+    monkeypatch.setattr(report, "modes_for", lambda device: report.GPU_MODES)
+    monkeypatch.setattr(report, "ratios_for", lambda device: report.GPU_RATIOS)
+    layers = [("resnet50", scaled(_layer("resnet50", "grouped_3x3_256_g32"), 8)),
+              ("unet", scaled(_layer("unet", "up_128_64_k2_s2"), 8))]
+    timer = benchmark.Timer("cpu", warmup=0, min_time_ms=0.0, max_samples=1, sample_ms=0.0)
+    seen = set()
+    logged = []
+    steps = benchmark.step_rows("cpu", ["unet"], 1, 16, 16, timer, seen, logged.append)
+    assert steps[0]["gemmconv_routed"] is True and steps[0]["gemmconv_first_ms"] > 0
+    assert all(steps[0].get(m + "_ms", 0) > 0 for m in report.GPU_MODES), steps[0]
+    assert steps[0]["native_over_gemmconv"] > 0 and steps[0]["gemmconv_over_cudnn_best"] > 0
+    assert len(seen) >= 10  # the UNet's convolutions, recorded by the forward hooks
+    rows = benchmark.layer_rows("cpu", layers, ["fp32"], lambda s: 2, timer, seen, logged.append)
+    assert len(rows) == 8 and len(logged) == 3
+    for r in rows:
+        for m in report.GPU_MODES + ("floor",):
+            assert r[m + "_ms"] > 0, (m, r)
+        for k in report.GPU_RATIOS:
+            assert r[k] > 0, (k, r)
+        assert r["gemmconv_routed"] is True and r["solver"] != "none"
+        if r["pass"] != "fwd+bwd":
+            assert r["max_rel_diff"] < 1e-4 and r["cudnn_bm_first_ms"] > 0 and r["seen_before"] is False
+    fb = next(r for r in rows if r["name"] == "grouped_3x3_256_g32" and r["pass"] == "fwd+bwd")
+    assert fb["solver"].count(":") == 3  # fwd, bwd_data and bwd_weight solvers, each named with its pass
+    again = benchmark.layer_rows("cpu", layers[:1], ["fp32"], lambda s: 2, timer, seen, logged.append)
+    assert again[0]["seen_before"] is True
+    result = {"meta": {"header": "cpu as gpu", "device": "cuda"}, "rows": steps + rows}
+    result["summary"] = report.summarize(result["rows"], "cuda")
+    result["targets"] = report.targets(result["rows"])
+    md = report.to_markdown(result)
+    assert "| up_128_64_k2_s2 | N2 C16 K8 4x4 k2x2 s2 transposed | forward |" in md, md
+    assert "cudnn_bm 1st call ms" in md and "### unet fp32 (batch 2)" in md

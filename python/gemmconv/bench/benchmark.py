@@ -202,13 +202,17 @@ def _stats_snapshot() -> Dict[str, Dict[str, int]]:
 
 
 def _solvers_between(before, after) -> List[str]:
-    """Solver names whose counters moved between two gemmconv.stats() snapshots, as "pass:solver"."""
-    out = []
+    """Solver names whose counters moved between two gemmconv.stats() snapshots; prefixed with the pass when more
+    than one pass moved (fwd+bwd), e.g. ["fwd:im2col_gemm", "bwd_data:im2col_gemm", "bwd_weight:gemm_1x1"]."""
+    moved = []
     for d in DIRECTIONS:
         for name, n in (after.get(d) or {}).items():
             if name != "total" and n - (before.get(d) or {}).get(name, 0) > 0:
-                out.append("{}:{}".format(d, name) if d != "forward" else name)
-    return out
+                moved.append((d, name))
+    if len({d for d, _ in moved}) <= 1:
+        return [name for _, name in moved]
+    short = {"forward": "fwd", "backward_data": "bwd_data", "backward_weight": "bwd_weight", "backward_bias": "bias"}
+    return ["{}:{}".format(short[d], name) for d, name in moved]
 
 
 def _totals() -> Dict[str, int]:
@@ -243,18 +247,23 @@ def _conv_fn(layer: Conv):
 
 
 def layer_tensors(layer: Conv, batch: int, dtype, device: str, seed: int = 0):
-    """Input, weight and output gradient of the layer (generated on the CPU with a fixed seed, then moved)."""
+    """Input, weight and output gradient of the layer, drawn on the device (in float32, then cast) with a fixed
+    seed: a big layer's tensors would take seconds to draw on the host."""
     torch = _torch()
-    g = torch.Generator(device="cpu").manual_seed(seed)
-    x = torch.randn((batch, layer.c) + tuple(layer.size), generator=g)
+    g = torch.Generator(device=device).manual_seed(seed)
+
+    def randn(*shape):
+        return torch.randn(shape, generator=g, device=device, dtype=torch.float32)
+
     if layer.transposed:
         wshape = (layer.c, layer.k // layer.groups) + tuple(layer.kernel)
     else:
         wshape = (layer.k, layer.c // layer.groups) + tuple(layer.kernel)
     fan = (layer.c // layer.groups) * layer.taps
-    w = torch.randn(wshape, generator=g) / fan ** 0.5
-    gy = torch.randn((batch, layer.k) + tuple(output_size(layer)), generator=g)
-    return x.to(device, dtype), w.to(device, dtype), gy.to(device, dtype)
+    x = randn(batch, layer.c, *layer.size).to(dtype)
+    w = (randn(*wshape) / fan ** 0.5).to(dtype)
+    gy = randn(batch, layer.k, *output_size(layer)).to(dtype)
+    return x, w, gy
 
 
 def pass_functions(layer: Conv, x, w, gy) -> dict:
@@ -316,7 +325,7 @@ def floor_times(layer: Conv, batch: int, dtype, device: str, timer: Timer, tf32:
 def layer_rows(device: str, pairs, dtypes: List[str], batch_for, timer: Timer, seen: set, log) -> List[dict]:
     """Rows for every (set, layer) pair and dtype: one per pass."""
     modes = report.modes_for(device)
-    base = "cudnn" if device == "cuda" else "pytorch"
+    base = "cudnn" if "cudnn" in modes else "pytorch"
     rows = []
     for set_name, layer in pairs:
         batch = batch_for(set_name)
@@ -784,12 +793,15 @@ def main(argv: Optional[List[str]] = None) -> int:
             return args.batch
         return LAYER_SETS[set_name][1] if gpu else 2
 
-    warmup = 2 if args.warmup is None else args.warmup
-    reps = args.reps or (5 if quick or not gpu else 10)
-    layer_timer = Timer(device, warmup, args.min_time_ms if args.min_time_ms is not None else
-                        (10.0 if quick else 20.0) if gpu else 5.0, reps)
-    step_timer = Timer(device, warmup, args.min_time_ms if args.min_time_ms is not None else
-                       (150.0 if quick else 300.0) if gpu else 10.0, reps if gpu else min(reps, 3), sample_ms=0.0)
+    # The CPU smoke run keeps every count small: it checks the plumbing, not performance.
+    warmup = args.warmup if args.warmup is not None else (2 if gpu else 1)
+    reps = args.reps or (5 if quick else 10 if gpu else 3)
+    if args.min_time_ms is not None:
+        layer_ms = step_ms = args.min_time_ms
+    else:
+        layer_ms, step_ms = ((10.0, 150.0) if quick else (20.0, 300.0)) if gpu else (5.0, 10.0)
+    layer_timer = Timer(device, warmup, layer_ms, reps)
+    step_timer = Timer(device, warmup if gpu else 0, step_ms, reps if gpu else min(reps, 2), sample_ms=0.0)
 
     if gpu:
         props = torch.cuda.get_device_properties(0)
@@ -837,7 +849,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     if what in ("steps", "all"):
         batch = args.step_batch or (32 if gpu else 2)
         size = args.image_size or (224 if gpu else 32)
-        usize = max(16, size // 2) if gpu else size
+        usize = max(16, size // 2)
         usize -= usize % 8
         notes.append("steps: batch {}, ResNet-50/MobileNetV2 {}x{}, UNet {}x{}; SGD with momentum; AMP with "
                      "GradScaler".format(batch, size, size, usize, usize))

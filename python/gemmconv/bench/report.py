@@ -56,9 +56,8 @@ def ratios_for(device: str) -> Dict[str, tuple]:
 def add_ratios(row: dict, device: str, suffix: str = "_ms") -> dict:
     """Fill the ratio keys of `row` from its "<mode>_ms" times (a missing or zero time leaves the ratio out)."""
     times = {m: row.get(m + suffix) for m in list(modes_for(device)) + ["floor"]}
-    if device == "cuda":
-        cands = [t for t in (times.get("cudnn"), times.get("cudnn_bm")) if t]
-        times["cudnn_best"] = min(cands) if cands else None
+    cands = [t for t in (row.get("cudnn" + suffix), row.get("cudnn_bm" + suffix)) if t]
+    times["cudnn_best"] = min(cands) if cands else None
     for key, (num, den) in ratios_for(device).items():
         a, b = times.get(num), times.get(den)
         if a and b:
@@ -343,6 +342,7 @@ def write_png(result: dict, path: str) -> None:
                 if xs:
                     ax.scatter(xs, ys, marker=markers.get(k, "o"), label="{} {}".format(k, dt))
         ax.axhline(1.0, color="black", linewidth=0.8)
+        ax.set_xlim(-0.6, len(names) - 0.4)
         ax.set_yscale("log")
         ax.set_xticks(range(len(names)))
         ax.set_xticklabels(names, rotation=30, ha="right", fontsize=7)
@@ -363,6 +363,6 @@ def write_png(result: dict, path: str) -> None:
         ax.set_title("model training steps: ratios (1.0 line: parity)", fontsize=9)
         ax.legend(fontsize=7)
     fig.suptitle(result["meta"]["header"][:160], fontsize=8)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.4 / (3.6 * panels)))
     fig.savefig(path, dpi=90)
     plt.close(fig)
