@@ -136,6 +136,7 @@ def _main_rc(argv, capsys):
     (["--models", "resnet18"], "valid models: resnet50, resnet50-amp, mobilenetv2, unet"),
     (["--batch", "0"], "--batch must be a positive integer, got 0"),
     (["--min-time-ms", "-1"], "--min-time-ms must be >= 0"),
+    (["--budget-s", "0"], "--budget-s must be > 0"),
 ])
 def test_bad_arguments_exit_2(argv, needle, capsys):
     rc, cap = _main_rc(argv, capsys)
@@ -354,3 +355,14 @@ def test_gpu_mode_logic_on_cpu(monkeypatch):
     md = report.to_markdown(result)
     assert "| up_128_64_k2_s2 | N2 C16 K8 4x4 k2x2 s2 transposed | forward |" in md, md
     assert "cudnn_bm 1st call ms" in md and "### unet fp32 (batch 2)" in md
+
+
+def test_budget_leaves_out_and_lists(monkeypatch):
+    """Past the deadline nothing further runs, and what was left out is named."""
+    skipped = []
+    pairs = [("vgg", scaled(_layer("vgg", "conv5_2_512_512"), 16))]
+    timer = benchmark.Timer("cpu", warmup=0, min_time_ms=0.0, max_samples=1)
+    rows = benchmark.layer_rows("cpu", pairs, ["fp32"], lambda s: 1, timer, set(), print, deadline=0.0,
+                                skipped=skipped)
+    steps = benchmark.step_rows("cpu", ["unet"], 1, 16, 16, timer, set(), print, deadline=0.0, skipped=skipped)
+    assert rows == [] and steps == [] and skipped == ["vgg/conv5_2_512_512", "unet"]

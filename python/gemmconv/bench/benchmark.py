@@ -322,12 +322,22 @@ def floor_times(layer: Conv, batch: int, dtype, device: str, timer: Timer, tf32:
     return out
 
 
-def layer_rows(device: str, pairs, dtypes: List[str], batch_for, timer: Timer, seen: set, log) -> List[dict]:
-    """Rows for every (set, layer) pair and dtype: one per pass."""
+def _over(deadline: Optional[float]) -> bool:
+    return deadline is not None and time.perf_counter() > deadline
+
+
+def layer_rows(device: str, pairs, dtypes: List[str], batch_for, timer: Timer, seen: set, log,
+               deadline: Optional[float] = None, skipped: Optional[List[str]] = None) -> List[dict]:
+    """Rows for every (set, layer) pair and dtype: one per pass. Pairs reached after `deadline` (perf_counter
+    seconds) are not run; their names go to `skipped`."""
     modes = report.modes_for(device)
     base = "cudnn" if "cudnn" in modes else "pytorch"
     rows = []
     for set_name, layer in pairs:
+        if _over(deadline):
+            if skipped is not None:
+                skipped.append("{}/{}".format(set_name, layer.name))
+            continue
         batch = batch_for(set_name)
         flops = conv_flops(layer, batch)
         shapes = gemm_shapes(layer, batch)
@@ -498,12 +508,16 @@ def _conv_hook(seen: set, batch_dtype):
 
 
 def step_rows(device: str, models: List[str], batch: int, size: int, unet_size: int, timer: Timer, seen: set,
-              log) -> List[dict]:
+              log, deadline: Optional[float] = None, skipped: Optional[List[str]] = None) -> List[dict]:
     torch = _torch()
     nn = torch.nn
     modes = report.modes_for(device)
     rows = []
     for name in models:
+        if _over(deadline):
+            if skipped is not None:
+                skipped.append(name)
+            continue
         amp = name.endswith("-amp")
         arch = name[:-4] if amp else name
         dtype = "amp" if amp else "fp32"
@@ -723,6 +737,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--min-time-ms", type=float, default=None, help="time samples until they add up to this "
                     "(default 20 ms per layer pass, 300 ms per step; --quick 10 / 150)")
     ap.add_argument("--quick", action="store_true", help="a few layers per set and fewer samples")
+    ap.add_argument("--budget-s", type=float, default=None, help="after this many seconds, run no further model "
+                    "or layer (those left out are listed) so that the tables are still written; default: no limit")
     ap.add_argument("--fresh-cache", action="store_true", help="point XDG_CACHE_HOME at a new empty directory "
                     "first, so that first calls do their find work instead of reading a perf database")
     ap.add_argument("--profile-check", action="store_true",
@@ -741,6 +757,8 @@ def _positive(args) -> Optional[str]:
             return "--{} must be a positive integer, got {}".format(name.replace("_", "-"), v)
     if args.warmup is not None and args.warmup < 0:
         return "--warmup must be >= 0, got {}".format(args.warmup)
+    if args.budget_s is not None and not args.budget_s > 0:
+        return "--budget-s must be > 0, got {}".format(args.budget_s)
     if args.min_time_ms is not None and not args.min_time_ms >= 0:
         return "--min-time-ms must be >= 0, got {}".format(args.min_time_ms)
     return None
@@ -837,6 +855,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         notes.append("XDG_CACHE_HOME = {} (fresh, --fresh-cache)".format(os.environ["XDG_CACHE_HOME"]))
 
     t_start = time.perf_counter()
+    deadline = t_start + args.budget_s if args.budget_s else None
+    skipped = []
     seen = set()
     rows = []
     if gpu:  # CUDA context, cuBLAS and cuDNN handles: paid here, not by the first timed call
@@ -855,7 +875,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                      "GradScaler".format(batch, size, size, usize, usize))
         log("\nmodel training steps: batch {}".format(batch))
         t0 = time.perf_counter()
-        rows += step_rows(device, models, batch, size, usize, step_timer, seen, log)
+        rows += step_rows(device, models, batch, size, usize, step_timer, seen, log, deadline, skipped)
         notes.append("steps took {:.0f} s".format(time.perf_counter() - t0))
     if what in ("layers", "all"):
         used = list(dict.fromkeys(s for s, _ in pairs))
@@ -863,15 +883,18 @@ def main(argv: Optional[List[str]] = None) -> int:
             s, batch_for(s), sum(1 for t, _ in pairs if t == s)) for s in used) + "; dtypes " + ",".join(dtypes))
         log("\nlayers: {} layer(s) x {} dtype(s), every pass".format(len(pairs), len(dtypes)))
         t0 = time.perf_counter()
-        rows += layer_rows(device, pairs, dtypes, batch_for, layer_timer, seen, log)
+        rows += layer_rows(device, pairs, dtypes, batch_for, layer_timer, seen, log, deadline, skipped)
         notes.append("layers took {:.0f} s".format(time.perf_counter() - t0))
     total = time.perf_counter() - t_start
     notes.append("total {:.0f} s".format(total))
+    if skipped:
+        notes.append("NOT RUN (--budget-s {} s reached): {}".format(args.budget_s, ", ".join(skipped)))
+        log("--budget-s reached: not run: {}".format(", ".join(skipped)))
 
     result = {"meta": {"header": header, "device": device, "torch": torch.__version__,
                        "gemmconv": _gemmconv().__version__, "find": find, "notes": notes, "quick": quick,
                        "dtypes": dtypes, "sets": sets, "models": models if what != "layers" else [],
-                       "seconds": round(total, 1)},
+                       "seconds": round(total, 1), "not_run": skipped},
               "rows": rows}
     result["summary"] = report.summarize(rows, device)
     result["targets"] = report.targets(rows) if gpu else []
