@@ -239,7 +239,10 @@ def test_markdown_json_png(tmp_path):
     for needle in ("### resnet50 fp32 (batch 32)", "| a3x3 | N32 | forward | 1.000 | 2.000 | 1.000 | 4.000 | 0.500 |",
                    "### Geomeans per layer set, dtype and pass", "### Model training steps",
                    "| resnet50 | amp | - | skipped: because |", "NOT met", "not measured", "3.00 (seen)",
-                   "| err | N32 | fwd+bwd | error |", "`gemmconv_over_floor`: gemmconv / the GEMM floor"):
+                   "| err | N32 | fwd+bwd | error |", "`gemmconv_over_floor`: gemmconv / the GEMM floor",
+                   "| 30.000 | 45.000 | 40.000 | 100.000 | 0.75 | 0.67 | 0.75 | 3.33 | 900.0 | - | 870.0 |",
+                   "- gemmconv first calls, fp32: 13.5 ms beyond a later call over 6 layer passes not seen before "
+                   "(largest: dw forward, 2.5 ms)"):
         assert needle in md, needle
     lines = [line for line in md.splitlines() if line.startswith("|")]
     assert all(line.endswith("|") for line in lines)

@@ -184,6 +184,23 @@ def _first_call(r: dict, mode: str) -> str:
     return "{:.2f}{}".format(v, " (seen)" if mode == "gemmconv" and r.get("seen_before") else "")
 
 
+def first_call_summary(rows: List[dict]) -> List[str]:
+    """Per dtype: what gemmconv's first calls cost beyond a later call, summed over the layer passes whose problem
+    had not run before in the process."""
+    out = []
+    fresh = [r for r in rows if r.get("section") == "layer" and r.get("pass") in ("forward", "backward_data",
+                                                                               "backward_weight")
+             and not r.get("seen_before") and r.get("gemmconv_first_ms") is not None and r.get("gemmconv_ms")]
+    for dt in dict.fromkeys(r["dtype"] for r in fresh):
+        sel = [r for r in fresh if r["dtype"] == dt]
+        extra = sum(r["gemmconv_first_ms"] - r["gemmconv_ms"] for r in sel)
+        worst = max(sel, key=lambda r: r["gemmconv_first_ms"] - r["gemmconv_ms"])
+        out.append("- gemmconv first calls, {}: {:.1f} ms beyond a later call over {} layer passes not seen before "
+                   "(largest: {} {}, {:.1f} ms)".format(dt, extra, len(sel), worst["name"], worst["pass"],
+                                                        worst["gemmconv_first_ms"] - worst["gemmconv_ms"]))
+    return out + ([""] if out else [])
+
+
 def layer_tables(rows: List[dict], device: str) -> List[str]:
     layer_rows = [r for r in rows if r.get("section") == "layer"]
     modes = list(modes_for(device))
@@ -233,7 +250,8 @@ def step_table(rows: List[dict], device: str) -> List[str]:
     modes = list(modes_for(device))
     keys = [k for k in ratios_for(device) if k != "gemmconv_over_floor"]
     header = ["model", "dtype", "shape"] + ["{} ms/step".format(m) for m in modes] + keys + \
-        ["{} 1st step ms".format(m) for m in ("gemmconv",) + (("cudnn_bm",) if device == "cuda" else ())]
+        ["{} 1st step ms".format(m) for m in ("gemmconv",) + (("cudnn_bm",) if device == "cuda" else ())] + \
+        ["gemmconv 1st step - ms/step"]
     if device == "cuda":
         header += ["{} peak MiB".format(m) for m in modes] + ["peak gemmconv / cudnn_bm"]
     lines = []
@@ -248,6 +266,8 @@ def step_table(rows: List[dict], device: str) -> List[str]:
         cells += [_fmt(r.get(k), 2) for k in keys]
         cells += [_fmt(r.get(m + "_first_ms"), 1) for m in ("gemmconv",) + (("cudnn_bm",) if device == "cuda"
                                                                            else ())]
+        a, b = r.get("gemmconv_first_ms"), r.get("gemmconv_ms")
+        cells.append(_fmt(a - b, 1) if a is not None and b is not None else "-")
         if device == "cuda":
             cells += [_fmt(r.get(m + "_peak_mib"), 1) for m in modes]
             a, b = r.get("gemmconv_peak_mib"), r.get("cudnn_bm_peak_mib")
@@ -294,6 +314,7 @@ def to_markdown(result: dict) -> str:
     out += target_table(result.get("targets", []))
     out += step_table(rows, device)
     out += summary_table(result.get("summary", []), device)
+    out += first_call_summary(rows)
     out += layer_tables(rows, device)
     out += legend(device)
     return "\n".join(out) + "\n"
