@@ -570,6 +570,9 @@ def step_rows(device: str, models: List[str], batch: int, size: int, unet_size: 
                     first, _ = timer.first_call(step)
                     for h in hooks:
                         h.remove()
+                    if device == "cuda":  # the steady-state peak: without find or cuDNN benchmark searches
+                        row[m + "_first_peak_mib"] = round(torch.cuda.max_memory_allocated() / 2 ** 20, 1)
+                        torch.cuda.reset_peak_memory_stats()
                     res = timer.measure(step)
                     counted = _stats_snapshot()["forward"]["total"] - before["forward"]["total"]
                     if device == "cuda":

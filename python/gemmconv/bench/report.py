@@ -253,7 +253,8 @@ def step_table(rows: List[dict], device: str) -> List[str]:
         ["{} 1st step ms".format(m) for m in ("gemmconv",) + (("cudnn_bm",) if device == "cuda" else ())] + \
         ["gemmconv 1st step - ms/step"]
     if device == "cuda":
-        header += ["{} peak MiB".format(m) for m in modes] + ["peak gemmconv / cudnn_bm"]
+        header += ["{} peak MiB".format(m) for m in modes] + ["peak gemmconv / cudnn_bm"] + \
+            ["{} 1st step peak MiB".format(m) for m in ("gemmconv", "cudnn_bm")]
     lines = []
     for r in steps:
         if r.get("skipped"):
@@ -272,6 +273,7 @@ def step_table(rows: List[dict], device: str) -> List[str]:
             cells += [_fmt(r.get(m + "_peak_mib"), 1) for m in modes]
             a, b = r.get("gemmconv_peak_mib"), r.get("cudnn_bm_peak_mib")
             cells.append(_fmt(a / b, 2) if a and b else "-")
+            cells += [_fmt(r.get(m + "_first_peak_mib"), 1) for m in ("gemmconv", "cudnn_bm")]
         lines.append(cells)
     return ["### Model training steps", ""] + _table(header, lines) + [""]
 
