@@ -138,9 +138,11 @@ void check_same_device(const at::Tensor& input, const at::Tensor& other, const c
 // ("expected scalar type Float but found Double"), cuDNN names both tensor types; a bias of another
 // type is refused by conv*d itself, naming the element types ("Input type (float) and bias type
 // (double) should be the same").
-void check_same_type(const at::Tensor& input, const at::Tensor& other, const char* what) {
+void check_same_type(const at::Tensor& input, const at::Tensor& other, const char* what,
+                     bool transposed = false) {
   if (!other.defined() || input.scalar_type() == other.scalar_type()) return;
-  if (std::string(what) == "bias") {
+  // PyTorch's CPU transposed kernels read a bias of another type as the input's type too.
+  if (std::string(what) == "bias" && !(transposed && input.device().is_cpu())) {
     TORCH_CHECK(false, "Input type (", input.dtype().name(), ") and bias type (",
                 other.dtype().name(), ") should be the same");
   }
@@ -166,10 +168,12 @@ void check_backend_limits(const at::Tensor& input, const at::Tensor& weight, con
     dl.insert(dl.begin(), 1);
   }
   const char* const* names = op.size() == 3 ? kNames3 : kNames2;
-  // An empty input never reaches a backend in PyTorch, so only a non-empty one is refused.
+  // An empty input (no sample or no channel) never reaches a backend in PyTorch, so none of the
+  // checks below apply to it.
+  if (input.size(0) == 0 || input.size(1) == 0) return;
   std::vector<int64_t> ks(weight.sizes().begin() + 2, weight.sizes().end());
   if (p.dim == 1) ks.insert(ks.begin(), 1);
-  if (input.size(0) != 0 && input.size(1) != 0 && any_of(ks, [](int64_t x) { return x <= 0; })) {
+  if (any_of(ks, [](int64_t x) { return x <= 0; })) {
     std::ostringstream ss;
     ss << "kernel size should be greater than zero, but got";
     for (size_t i = 0; i < ks.size(); ++i) ss << " kernel_" << names[i] << ": " << ks[i];
@@ -263,6 +267,10 @@ Adapted describe(const at::Tensor& input, const at::Tensor& weight, const Params
   const bool empty_input = pr.batch == 0 || pr.in_channels == 0;
   bool negative = false;
   for (int64_t o : out_sizes) negative = negative || o < 0;
+  if (p.dim == 1) {  // the check lives in PyTorch's backends, which see 1-D as 2-D (height 1)
+    in_sizes.insert(in_sizes.begin(), 1);
+    out_sizes.insert(out_sizes.begin(), 1);
+  }
   TORCH_CHECK(!too_small || (empty_input && !negative), "Given input size per channel: (",
               joined(in_sizes, " x "), "). Calculated output size per channel: (",
               joined(out_sizes, " x "), "). Output size is too small");
@@ -296,7 +304,7 @@ Adapted adapt_forward(const at::Tensor& input, const at::Tensor& weight, const a
   check_same_device(input, weight, "weight");
   check_same_device(input, bias, "bias");
   check_same_type(input, weight, "weight");
-  check_same_type(input, bias, "bias");
+  check_same_type(input, bias, "bias", args.transposed);
   check_backend_limits(input, weight, p);
   return describe(input, weight, p);
 }
