@@ -120,6 +120,10 @@ bool allocate_workspace(size_t bytes, const c10::Device& dev, at::Tensor* out, s
     *why = "out of memory (simulated by GEMMCONV_TEST_WORKSPACE_FAIL_BYTES)";
     return false;
   }
+  if (bytes > static_cast<size_t>(std::numeric_limits<int64_t>::max())) {
+    *why = "more bytes than a tensor can hold";
+    return false;
+  }
   const auto first_line = [](const char* what) {
     const std::string text(what);
     return text.substr(0, text.find('\n'));
