@@ -117,7 +117,7 @@ def test_overflowing_sizes_are_refused_with_a_clear_message(kwargs):
         with pytest.raises(RuntimeError) as info:
             F.conv2d(torch.randn(1, 3, 8, 8), torch.randn(4, 3, 3, 3), **kwargs)
     msg = str(info.value)
-    assert "overflow" in msg or "Kernel size can't be greater" in msg, msg
+    assert "overflow" in msg, msg  # never a size computed with wrapped arithmetic
 
 
 @pytest.mark.parametrize("kwargs", [dict(stride=2 ** 62), dict(padding=2 ** 62), dict(dilation=2 ** 62)])
@@ -125,7 +125,7 @@ def test_overflowing_transposed_sizes_are_refused(kwargs):
     with gemmconv.enabled("cpu"):
         with pytest.raises(RuntimeError) as info:
             F.conv_transpose2d(torch.randn(1, 3, 8, 8), torch.randn(3, 4, 3, 3), **kwargs)
-    assert "overflow" in str(info.value) or "Output size is too small" in str(info.value), str(info.value)
+    assert "overflow 64-bit arithmetic" in str(info.value), str(info.value)
 
 
 # ---------------------------------------------------------------- defect 10: NaN through padded taps
