@@ -23,6 +23,9 @@ enum class LogLevel : uint8_t { debug, info, warning, error, off };
 //   GEMMCONV_DISABLE       comma-separated solver names to switch off (e.g. "im2col_gemm,gemm_1x1")
 //   GEMMCONV_WORKSPACE_MB  default workspace budget in MiB (default 512)
 //   GEMMCONV_LOG_LEVEL     debug | info | warning | error | off (default warning)
+// The largest budget in MiB that fits a size_t in bytes; larger values are refused, never wrapped.
+constexpr unsigned long long kMaxWorkspaceMb = static_cast<unsigned long long>(SIZE_MAX) >> 20;
+
 struct Config {
   std::set<std::string> disabled;
   size_t workspace_budget = size_t(512) << 20;

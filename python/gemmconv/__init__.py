@@ -94,6 +94,22 @@ def _solver_list(names: Union[str, Iterable[str]]) -> List[str]:
     return [n.strip() for n in names if n and n.strip()]
 
 
+# The largest workspace budget in MiB whose size in bytes fits the engine's size_t; larger values are refused
+# rather than wrapped.
+MAX_WORKSPACE_MB = (2 * sys.maxsize + 1) >> 20
+
+
+def _check_workspace_mb(value: Any) -> None:
+    """ValueError, naming the value, unless it is an integer budget the engine can hold."""
+    try:
+        ok = not isinstance(value, bool) and int(value) == value and 0 <= value <= MAX_WORKSPACE_MB
+    except (TypeError, ValueError, OverflowError):
+        ok = False
+    if not ok:
+        raise ValueError("gemmconv: workspace_mb must be an integer from 0 to {} (MiB), got {!r}".format(
+            MAX_WORKSPACE_MB, value))
+
+
 def _warn_once(key: str, message: str) -> None:
     if key in _warned:
         return
@@ -178,9 +194,7 @@ def enable(
         if workspace_mb is not None or disable_solvers is not None or log_level is not None:
             current = ext.get_config()
             if workspace_mb is not None:
-                if isinstance(workspace_mb, bool) or int(workspace_mb) != workspace_mb or workspace_mb < 0:
-                    raise ValueError("gemmconv: workspace_mb must be a non-negative integer, got {!r}".format(
-                        workspace_mb))
+                _check_workspace_mb(workspace_mb)
             ext.set_config(
                 list(current["disabled"]) if disable_solvers is None else _solver_list(disable_solvers),
                 int(current["workspace_mb"] if workspace_mb is None else workspace_mb),

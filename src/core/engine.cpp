@@ -1,10 +1,12 @@
 // Configuration, logging, planning, execution and the call counters of the engine.
 #include "gemmconv/engine.h"
 
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <map>
 #include <mutex>
+#include <set>
 #include <sstream>
 #include <utility>
 
@@ -41,6 +43,29 @@ std::string trim(const std::string& s) {
   if (b == std::string::npos) return "";
   const size_t e = s.find_last_not_of(" \t");
   return s.substr(b, e - b + 1);
+}
+
+// Warns the first time a budget (per budget value) sends a problem to the reference solver although
+// a faster enabled solver would apply with more workspace; later cases are logged at info level.
+void note_forced_reference(const ConvProblem& p, Direction d, size_t budget, const Solver& wanted,
+                           size_t wanted_bytes) {
+  static std::mutex mu;
+  static std::set<size_t> warned;
+  bool first = false;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    first = warned.insert(budget).second;
+  }
+  const std::string msg =
+      "the workspace budget of " + std::to_string(budget) + " bytes (" +
+      std::to_string(budget >> 20) + " MiB) is too small for solver " + wanted.name() +
+      ", which needs " + std::to_string(wanted_bytes) + " bytes for the " + to_string(d) +
+      " pass of " + to_string(p) +
+      "; the much slower 'reference' solver runs instead. Raise GEMMCONV_WORKSPACE_MB or "
+      "enable(workspace_mb=...)";
+  log_message(
+      first ? LogLevel::warning : LogLevel::info,
+      first ? msg + " (warned once per budget; later cases are logged at info level)" : msg);
 }
 
 void count_call(Direction d, const std::string& solver) {
@@ -87,11 +112,17 @@ Config config_from_environment() {
   }
   if (const char* v = std::getenv("GEMMCONV_WORKSPACE_MB")) {
     char* end = nullptr;
+    errno = 0;
     const long long mb = std::strtoll(v, &end, 10);
-    if (end != v && *end == '\0' && mb >= 0) {
-      c.workspace_budget = static_cast<size_t>(mb) << 20;
-    } else {
+    if (end == v || *end != '\0' || mb < 0) {
       std::fprintf(stderr, "gemmconv: ignoring GEMMCONV_WORKSPACE_MB=%s (not a size in MiB)\n", v);
+    } else if (errno == ERANGE || static_cast<unsigned long long>(mb) > kMaxWorkspaceMb) {
+      std::fprintf(stderr,
+                   "gemmconv: ignoring GEMMCONV_WORKSPACE_MB=%s (more than the largest budget, "
+                   "%llu MiB)\n",
+                   v, static_cast<unsigned long long>(kMaxWorkspaceMb));
+    } else {
+      c.workspace_budget = static_cast<size_t>(mb) << 20;
     }
   }
   if (const char* v = std::getenv("GEMMCONV_LOG_LEVEL")) {
@@ -168,6 +199,20 @@ Status make_plan(const ConvProblem& p, Direction d, const Capabilities& caps,
         }
         plan.solver = s;
         break;
+      }
+      if (plan.solver && std::string(plan.solver->name()) == "reference") {
+        // Did the budget force it? Ask the solvers before it under a 256 TiB budget.
+        PlanContext unlimited = ctx;
+        unlimited.workspace_budget = size_t(1) << 48;
+        for (const Solver* s : solver_registry()) {
+          if (s == plan.solver) break;
+          if (cfg.disabled.count(s->name()) || (s->needs_gemm() && !opts.gemm_available)) continue;
+          if (s->is_applicable(plan.shape, plan.regular, unlimited)) {
+            note_forced_reference(p, d, budget, *s,
+                                  s->workspace_bytes(plan.shape, plan.regular, unlimited));
+            break;
+          }
+        }
       }
       if (!plan.solver) {
         return Status(StatusCode::not_applicable,

@@ -114,15 +114,20 @@ GC_HD inline T ref_forward_elem(const ConvGeo<I>& g, const T* x, const T* w, I i
     const I ch = grp * g.cg + cgi;
     for (I t0 = 0; t0 < g.filt[0]; ++t0) {
       const I i0 = o0 * g.stride[0] - g.pad[0] + t0 * g.dil[0];
-      if (i0 < 0 || i0 >= g.in[0]) continue;
+      const bool ok0 = i0 >= 0 && i0 < g.in[0];
       for (I t1 = 0; t1 < g.filt[1]; ++t1) {
         const I i1 = o1 * g.stride[1] - g.pad[1] + t1 * g.dil[1];
-        if (i1 < 0 || i1 >= g.in[1]) continue;
+        const bool ok1 = ok0 && i1 >= 0 && i1 < g.in[1];
         for (I t2 = 0; t2 < g.filt[2]; ++t2) {
           const I i2 = o2 * g.stride[2] - g.pad[2] + t2 * g.dil[2];
-          if (i2 < 0 || i2 >= g.in[2]) continue;
-          acc += Elem<T>::load(x[g.x_off(i, ch, i0, i1, i2)]) *
-                 Elem<T>::load(w[g.w_off(kk, cgi, t0, t1, t2)]);
+          const A wv = Elem<T>::load(w[g.w_off(kk, cgi, t0, t1, t2)]);
+          // A padded tap reads a zero: 0 * w keeps a NaN or infinite weight visible, as in
+          // PyTorch's zero-padded GEMM.
+          if (!ok1 || i2 < 0 || i2 >= g.in[2]) {
+            acc += A(0) * wv;
+            continue;
+          }
+          acc += Elem<T>::load(x[g.x_off(i, ch, i0, i1, i2)]) * wv;
         }
       }
     }

@@ -254,11 +254,24 @@ Status bias_add(const ExecContext&, DataType t, Layout layout, void* y, const vo
   });
 }
 
+// The bias gradient sums N*P*Q terms per channel, far more than any GEMM reduction, so it is
+// summed in a wider type than the GEMMs accumulate in (double; long double for f64), in a fixed
+// order: accurate and bitwise repeatable whatever the thread count.
+template <class T>
+struct BiasSum {
+  using type = double;
+};
+template <>
+struct BiasSum<double> {
+  using type = long double;
+};
+
 Status bias_grad(const ExecContext&, DataType t, Layout layout, const void* dy, void* db, int64_t n,
                  int64_t channels, int64_t pixels) {
   return dispatch_dtype(t, [&](auto tag) {
     using T = typename decltype(tag)::type;
-    using A = typename Elem<T>::acc;
+    using A = typename BiasSum<T>::type;
+    using Narrow = typename Elem<T>::acc;
     const T* g = static_cast<const T*>(dy);
     T* out = static_cast<T*>(db);
     if (layout == Layout::channels_last) {
@@ -268,7 +281,9 @@ Status bias_grad(const ExecContext&, DataType t, Layout layout, const void* dy, 
           const T* row = g + r * channels;
           for (int64_t c = b; c < e; ++c) acc[static_cast<size_t>(c - b)] += Elem<T>::load(row[c]);
         }
-        for (int64_t c = b; c < e; ++c) out[c] = Elem<T>::store(acc[static_cast<size_t>(c - b)]);
+        for (int64_t c = b; c < e; ++c) {
+          out[c] = Elem<T>::store(static_cast<Narrow>(acc[static_cast<size_t>(c - b)]));
+        }
       });
     } else {
       parallel_for(channels, n * pixels, [&](int64_t b, int64_t e) {
@@ -278,7 +293,7 @@ Status bias_grad(const ExecContext&, DataType t, Layout layout, const void* dy, 
             const T* row = g + (i * channels + c) * pixels;
             for (int64_t p = 0; p < pixels; ++p) acc += Elem<T>::load(row[p]);
           }
-          out[c] = Elem<T>::store(acc);
+          out[c] = Elem<T>::store(static_cast<Narrow>(acc));
         }
       });
     }

@@ -41,7 +41,12 @@ void forward(const Geo& g, const T* x, const T* w, T* y) {
                 const bool ok1 = ok0 && i1 >= 0 && i1 < g.in[1];
                 for (int64_t t2 = 0; t2 < g.filt[2]; ++t2, ++f) {
                   const int64_t i2 = o2 * g.stride[2] - g.pad[2] + t2 * g.dil[2];
-                  if (!ok1 || i2 < 0 || i2 >= g.in[2]) continue;
+                  if (!ok1 || i2 < 0 || i2 >= g.in[2]) {
+                    // A padded tap reads a zero; adding 0 * w keeps a NaN or infinite weight
+                    // visible in the output, as PyTorch's zero-padded GEMM does.
+                    acc += A(0) * Elem<T>::load(wk[f]);
+                    continue;
+                  }
                   acc += Elem<T>::load(x[g.x_off(i, ch, i0, i1, i2)]) * Elem<T>::load(wk[f]);
                 }
               }

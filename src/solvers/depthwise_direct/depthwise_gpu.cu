@@ -340,7 +340,10 @@ __global__ void channels_last_kernel(ConvGeo<I> g, const T* __restrict__ src,
           const bool ok1 = ok0 && i1 >= 0 && i1 < g.in[1];
           for (I t2 = 0; t2 < fl2; ++t2, ++f) {
             const I i2 = z2 * s2 - g.pad[2] + t2 * g.dil[2];
-            if (!ok1 || i2 < 0 || i2 >= g.in[2]) continue;
+            if (!ok1 || i2 < 0 || i2 >= g.in[2]) {
+              acc += A(0) * wr[f];  // a padded tap: keeps a NaN weight visible, as in PyTorch
+              continue;
+            }
             acc += Elem<T>::load(xs[((i0 * g.in[1] + i1) * g.in[2] + i2) * g.c]) * wr[f];
           }
         }
