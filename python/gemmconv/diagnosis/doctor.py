@@ -213,12 +213,12 @@ def _activation_findings(diag: Diagnosis) -> None:
         diag.findings.append(("activation", Finding(
             PROBLEM, "A GPU with a broken vendor convolution library is present ({}) but activation is off "
                      "({}; policy from {}).".format(names, act.reason, act.source),
-            "python -m gemmconv install --scope user   (or export GEMMCONV_ACTIVATE=auto)")))
+            "python -m gemmconv install   (from the environment you run; or export GEMMCONV_ACTIVATE=auto)")))
     elif not act.hooked:
         diag.findings.append(("activation", Finding(
             PROBLEM, "Activation would engage, but no hook runs it: no {} on this interpreter's path{}.".format(
                 PTH_NAME, " and torch's backend autoload does not apply" if act.autoload_registered else ""),
-            "python -m gemmconv install --scope user   (or call gemmconv.enable() in your program)")))
+            "python -m gemmconv install   (from the environment you run; or call gemmconv.enable() in your program)")))
 
 
 def _selftest_findings(diag: Diagnosis, timeout: float) -> None:
