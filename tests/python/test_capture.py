@@ -277,3 +277,12 @@ def test_fuzz_captures_are_validated(value):
     from gemmconv.diagnosis.runtime_probe import RuntimeInfo
     if "runtime" in checked:
         RuntimeInfo.from_dict(checked["runtime"])
+
+
+def test_a_device_with_a_wrong_index_goes_whole():
+    # Found by the fuzz test: a required field present but of the wrong type.
+    checked, problems = sysfs.validate_capture(
+        {"runtime": {"devices": [{"index": {"a": 1}, "name": "x", "arch": "gfx1010"},
+                                 {"index": 1, "name": "y", "arch": "gfx1030"}]}})
+    assert checked["runtime"]["devices"] == [{"index": 1, "name": "y", "arch": "gfx1030"}]
+    assert any("runtime.devices[0] lacks a valid 'index'" in p for p in problems)

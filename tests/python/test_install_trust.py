@@ -235,3 +235,28 @@ def test_venv_scope_needs_a_venv(world):
 
 def _files(top):
     return sorted(os.path.join(d, n) for d, _, names in os.walk(top) for n in names)
+
+
+def test_an_install_killed_half_way_is_undone_by_uninstall(world, monkeypatch, capsys):
+    """The manifest of the plan is written first, so an install that dies part way (killed, power cut) leaves a
+    record of every path it meant to write: uninstall removes what came, and keeps what it had not replaced yet."""
+    from gemmconv.activation import installer as inst
+    root, home, sysroot = world
+    before = tree_hash(root)
+    real_write = inst._Transaction.write
+
+    def dying_write(self, host, text):
+        if host.endswith(".profile"):
+            raise KeyboardInterrupt  # not an OSError: no rollback, as when the process is killed
+        real_write(self, host, text)
+
+    monkeypatch.setattr(inst._Transaction, "write", dying_write)
+    monkeypatch.setenv("HOME", home)
+    with pytest.raises(KeyboardInterrupt):
+        inst.main(_base(world))
+    manifest = json.load(open(os.path.join(home, ".config", "gemmconv", "install-manifest.json")))
+    assert manifest["complete"] is False and "/home/u/.profile" in manifest["blocks"]
+    monkeypatch.setattr(inst._Transaction, "write", real_write)
+    assert inst.main(["--root", root, "--home", "/home/u", "--uninstall"]) == 0
+    assert "changed since" not in capsys.readouterr().out
+    assert tree_hash(root) == before

@@ -327,6 +327,10 @@ def _check(value: Any, t: Any, where: str, problems: List[str]) -> Any:
         checked = _check(v, fields[k], name, problems)
         if checked is not _INVALID:
             result[k] = checked
+    if any(k not in result for k in required):  # a required field was there but wrong: the whole object goes
+        problems.append("{} lacks a valid {}; ignored".format(where, ", ".join(
+            repr(k) for k in required if k not in result)))
+        return _INVALID
     return result
 
 
