@@ -608,7 +608,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     out = sys.stdout
     old, damaged = load_manifest(target)
     where = "" if target.root == "/" else ", into {}".format(target.root)
-    label = args.scope + (" " + target.venv if target.venv else "")
+    label = args.scope + " scope" + (" " + target.venv if target.venv else "")
     if damaged:
         host = target.host(_manifest_path(target))
         sys.stderr.write(
@@ -619,7 +619,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 1
     if args.uninstall:
         if old is None:
-            out.write("gemmconv: nothing to uninstall ({} scope{}: no manifest at {}).\n".format(
+            out.write("gemmconv: nothing to uninstall ({}{}: no manifest at {}).\n".format(
                 label, where, _manifest_path(target)))
             traces = _traces(target)
             if traces:
@@ -627,7 +627,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                           "remove them.\n".format(", ".join(traces)))
             return 0
         changes, warnings = plan_uninstall(target, old)
-        out.write("gemmconv uninstall ({} scope{}):\n".format(label, where))
+        out.write("gemmconv uninstall ({}{}):\n".format(label, where))
         _show(changes, args.dry_run, out)
         for w in warnings:
             out.write("  note: {}\n".format(w))
@@ -647,7 +647,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     report = _detect(args)
     plan = build_plan(target, args.policy, report)
     changes, manifest = plan_changes(target, plan, args.policy, old)
-    out.write("gemmconv install ({} scope, policy {}{}):\n".format(label, args.policy, where))
+    out.write("gemmconv install ({}, policy {}{}):\n".format(label, args.policy, where))
     if args.scope == "user" and target.root == "/" and not args.home and in_venv() and not site.ENABLE_USER_SITE:
         out.write("  note: this virtual environment does not read the user site-packages, so user scope does not "
                   "reach it; run install with --scope venv from it.\n")
