@@ -9,6 +9,7 @@ from typing import Dict, List, Optional
 COMMANDS = {
     "doctor": "gemmconv.diagnosis.doctor:main",
     "install": "gemmconv.activation.installer:main",
+    "capture": "gemmconv.diagnosis.capture:main",
 }  # type: Dict[str, str]
 
 
