@@ -7,6 +7,7 @@
 #include <string>
 
 #include "solvers/common.h"
+#include "solvers/gemm_map.h"
 
 namespace gemmconv {
 namespace implicit_gemm {
@@ -29,20 +30,16 @@ bool supports(const ConvShape& s, Direction d) {
       return false;
     }
   }
-  const int64_t nn = fwd ? s.kg() : s.cg();
-  const int64_t ca = fwd ? s.cg() : s.kg();
-  const int64_t rows = s.n * (fwd ? s.out_pixels() : s.in_pixels());
-  return ca * s.filt_pixels() < kIntLimit && ceil_div(rows, 64) < kIntLimit &&
-         ceil_div(nn, 64) <= 65535 && s.g <= 65535;
+  const solvers::GemmMap g = solvers::gemm_map(s, d, solvers::GemmScheme::implicit, 0);
+  return g.k < kIntLimit && ceil_div(g.m, 64) < kIntLimit && ceil_div(g.n, 64) <= 65535 &&
+         g.batch <= 65535;
 }
 
 // Blocks run one after another on each SM; the efficiencies are the tiles' relative throughputs
 // on a full grid, measured on an H200 (ResNet-50 layers, fp32): 128x64 is the best tile there,
 // 64x64 wins when 128x64 leaves the SMs short of blocks, and 128x128 never wins.
 Tile pick_tile(const ConvShape& s, Direction d, int multiprocessors) {
-  const bool fwd = d == Direction::forward;
-  const int64_t rows = s.n * (fwd ? s.out_pixels() : s.in_pixels());
-  const int64_t nn = fwd ? s.kg() : s.cg();
+  const solvers::GemmMap g = solvers::gemm_map(s, d, solvers::GemmScheme::implicit, 0);
   const int64_t sms = std::max(1, multiprocessors);
   struct Option {
     Tile tile;
@@ -55,7 +52,7 @@ Tile pick_tile(const ConvShape& s, Direction d, int multiprocessors) {
   double best_cost = 0.0;
   bool first = true;
   for (const Option& o : options) {
-    const int64_t blocks = ceil_div(rows, o.bm) * ceil_div(nn, o.bn) * s.g;
+    const int64_t blocks = ceil_div(g.m, o.bm) * ceil_div(g.n, o.bn) * g.batch;
     const double cost =
         static_cast<double>(ceil_div(blocks, sms)) * static_cast<double>(o.bm * o.bn) / o.eff;
     if (first || cost < best_cost) {

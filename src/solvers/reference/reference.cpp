@@ -11,8 +11,7 @@ class ReferenceSolver final : public Solver {
   bool needs_gemm() const override { return false; }
 
   bool is_applicable(const ConvShape&, Direction d, const PlanContext&) const override {
-    return d == Direction::forward || d == Direction::backward_data ||
-           d == Direction::backward_weight;
+    return is_regular_pass(d);
   }
 
   size_t workspace_bytes(const ConvShape&, Direction, const PlanContext&) const override {
