@@ -8,13 +8,10 @@
 #include <sstream>
 #include <utility>
 
-#include "kernels/ops.h"
+#include "solvers/plan_kind.h"
 
 namespace gemmconv {
 namespace {
-
-constexpr const char* kEmptySolverName = "empty";  // nothing to compute: N == 0
-constexpr const char* kBiasSolverName = "bias_reduce";
 
 std::mutex& config_mutex() {
   static std::mutex m;
@@ -46,6 +43,22 @@ std::string trim(const std::string& s) {
 void count_call(Direction d, const std::string& solver) {
   std::lock_guard<std::mutex> lock(stats_mutex());
   ++stats_storage()[{d, solver}];
+}
+
+// The user's tensors as the regular convolution's x, w and y (see ConvShape).
+ConvTensors regular_tensors(const ConvProblem& p, Direction d, const ConvBuffers& b) {
+  ConvTensors t;
+  void* const in = const_cast<void*>(b.input);
+  void* const gout = const_cast<void*>(b.grad_output);
+  t.w = d == Direction::backward_weight ? b.grad_weight : const_cast<void*>(b.weight);
+  if (!p.transposed) {
+    t.x = d == Direction::backward_data ? b.grad_input : in;
+    t.y = d == Direction::forward ? b.output : gout;
+  } else {
+    t.x = d == Direction::forward ? b.output : gout;
+    t.y = d == Direction::backward_data ? b.grad_input : in;
+  }
+  return t;
 }
 
 Status missing(const char* what, Direction d) {
@@ -123,8 +136,20 @@ void log_message(LogLevel level, const std::string& message) {
 
 const char* Plan::solver_name() const {
   if (solver) return solver->name();
-  return direction == Direction::backward_bias ? kBiasSolverName : kEmptySolverName;
+  return kind ? kind->name() : "none";
 }
+
+namespace {
+
+// The first plan kind of `stage` that applies, or nullptr.
+const PlanKind* find_kind(const ConvProblem& p, Direction d, PlanKind::Stage stage) {
+  for (const PlanKind* k : plan_kind_registry()) {
+    if (k->stage() == stage && k->is_applicable(p, d)) return k;
+  }
+  return nullptr;
+}
+
+}  // namespace
 
 Status make_plan(const ConvProblem& p, Direction d, const Capabilities& caps,
                  const PlanOptions& opts, Plan* out) {
@@ -140,7 +165,9 @@ Status make_plan(const ConvProblem& p, Direction d, const Capabilities& caps,
   plan.regular = regular_direction(p, d);
   const size_t budget = opts.workspace_budget ? opts.workspace_budget : cfg.workspace_budget;
 
-  if (d != Direction::backward_bias && plan.shape.n > 0) {
+  plan.kind = find_kind(p, d, PlanKind::Stage::main);
+  plan.epilogue = find_kind(p, d, PlanKind::Stage::epilogue);
+  if (!plan.kind) {
     const PlanContext ctx{&caps, budget};
     if (!opts.solver.empty()) {
       // An explicit request names exactly one solver and ignores GEMMCONV_DISABLE.
@@ -197,10 +224,6 @@ Status execute(const Plan& plan, const ConvBuffers& b, const ExecContext& ctx) {
   }
   const ConvProblem& p = plan.problem;
   const Direction d = plan.direction;
-  const int64_t out_pixels =
-      plan.problem.transposed ? plan.shape.in_pixels() : plan.shape.out_pixels();
-  const size_t es = element_size(p.dtype);
-
   // Check the buffers each pass reads and writes, so a null pointer is a status, not a crash.
   const bool has_data = p.batch > 0;
   switch (d) {
@@ -225,14 +248,8 @@ Status execute(const Plan& plan, const ConvBuffers& b, const ExecContext& ctx) {
   }
 
   Status st;
-  if (d == Direction::backward_bias) {
-    st = has_data ? ops::bias_grad(ctx, p.dtype, p.layout, b.grad_output, b.grad_bias, p.batch,
-                                   p.out_channels, out_pixels)
-                  : ops::fill_zero(ctx, b.grad_bias, static_cast<size_t>(p.out_channels) * es);
-  } else if (!has_data) {
-    if (d == Direction::backward_weight) {
-      st = ops::fill_zero(ctx, b.grad_weight, static_cast<size_t>(weight_elements(p)) * es);
-    }
+  if (plan.kind) {
+    st = plan.kind->run(p, d, b, ctx);
   } else {
     if (!plan.solver)
       return Status(StatusCode::invalid_argument, "execute: the plan has no solver");
@@ -246,24 +263,9 @@ Status execute(const Plan& plan, const ConvBuffers& b, const ExecContext& ctx) {
                         to_string(ctx.gemm->device()) + ", the plan on the " +
                         to_string(ctx.caps->kind));
     }
-    // Map the user's tensors onto the regular convolution (see ConvShape).
-    ConvTensors t;
-    void* const in = const_cast<void*>(b.input);
-    void* const gout = const_cast<void*>(b.grad_output);
-    t.w = d == Direction::backward_weight ? b.grad_weight : const_cast<void*>(b.weight);
-    if (!p.transposed) {
-      t.x = d == Direction::backward_data ? b.grad_input : in;
-      t.y = d == Direction::forward ? b.output : gout;
-    } else {
-      t.x = d == Direction::forward ? b.output : gout;
-      t.y = d == Direction::backward_data ? b.grad_input : in;
-    }
-    st = plan.solver->run(plan.shape, plan.regular, t, ctx);
-    if (st.ok() && d == Direction::forward && b.bias) {
-      st = ops::bias_add(ctx, p.dtype, p.layout, b.output, b.bias, p.batch, p.out_channels,
-                         out_pixels);
-    }
+    st = plan.solver->run(plan.shape, plan.regular, regular_tensors(p, d, b), ctx);
   }
+  if (st.ok() && plan.epilogue) st = plan.epilogue->run(p, d, b, ctx);
   if (!st.ok()) {
     return Status(st.code(), std::string(plan.solver_name()) + " failed on " + to_string(p) + " (" +
                                  to_string(d) + "): " + st.message());

@@ -4,6 +4,7 @@
 
 #include "solvers/common.h"
 #include "solvers/depthwise_direct/depthwise.h"
+#include "solvers/registration.h"
 
 namespace gemmconv {
 namespace depthwise {
@@ -99,8 +100,7 @@ class DepthwiseDirectSolver final : public Solver {
 }  // namespace
 
 const Solver& depthwise_direct_solver() {
-  static const DepthwiseDirectSolver solver;
-  return solver;
+  return solvers::stateless_instance<DepthwiseDirectSolver>();
 }
 
 }  // namespace gemmconv

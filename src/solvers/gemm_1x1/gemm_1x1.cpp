@@ -4,6 +4,7 @@
 #include "kernels/ops.h"
 #include "solvers/common.h"
 #include "solvers/gemm_map.h"
+#include "solvers/registration.h"
 #include "solvers/solvers.h"
 
 namespace gemmconv {
@@ -151,9 +152,6 @@ solvers::ChunkPlan gemm_1x1_chunk_plan(const ConvShape& s, Direction d, size_t b
   return plan(s, d, budget).chunks;
 }
 
-const Solver& gemm_1x1_solver() {
-  static const Gemm1x1Solver solver;
-  return solver;
-}
+const Solver& gemm_1x1_solver() { return solvers::stateless_instance<Gemm1x1Solver>(); }
 
 }  // namespace gemmconv

@@ -4,6 +4,7 @@
 #include "kernels/ops.h"
 #include "solvers/common.h"
 #include "solvers/gemm_map.h"
+#include "solvers/registration.h"
 #include "solvers/solvers.h"
 
 namespace gemmconv {
@@ -137,9 +138,6 @@ solvers::ChunkPlan im2col_gemm_chunk_plan(const ConvShape& s, Direction d, size_
   return plan(s, d, budget);
 }
 
-const Solver& im2col_gemm_solver() {
-  static const Im2colGemmSolver solver;
-  return solver;
-}
+const Solver& im2col_gemm_solver() { return solvers::stateless_instance<Im2colGemmSolver>(); }
 
 }  // namespace gemmconv

@@ -8,6 +8,7 @@
 
 #include "solvers/common.h"
 #include "solvers/gemm_map.h"
+#include "solvers/registration.h"
 
 namespace gemmconv {
 namespace implicit_gemm {
@@ -112,9 +113,6 @@ class ImplicitGemmSolver final : public Solver {
 
 }  // namespace
 
-const Solver& implicit_gemm_solver() {
-  static const ImplicitGemmSolver solver;
-  return solver;
-}
+const Solver& implicit_gemm_solver() { return solvers::stateless_instance<ImplicitGemmSolver>(); }
 
 }  // namespace gemmconv

@@ -1,5 +1,6 @@
 // The reference solver: ops::reference_conv, always applicable, no workspace; the tests' oracle.
 #include "kernels/ops.h"
+#include "solvers/registration.h"
 #include "solvers/solvers.h"
 
 namespace gemmconv {
@@ -26,9 +27,6 @@ class ReferenceSolver final : public Solver {
 
 }  // namespace
 
-const Solver& reference_solver() {
-  static const ReferenceSolver solver;
-  return solver;
-}
+const Solver& reference_solver() { return solvers::stateless_instance<ReferenceSolver>(); }
 
 }  // namespace gemmconv
