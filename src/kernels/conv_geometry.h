@@ -7,7 +7,7 @@
 
 #include "gemmconv/problem.h"
 #include "gemmconv/types.h"
-#include "kernels/half.h"
+#include "base/half.h"
 
 namespace gemmconv {
 

@@ -5,7 +5,7 @@
 #include <limits>
 
 #include "gemmconv/types.h"
-#include "kernels/half.h"
+#include "base/half.h"
 
 namespace gemmconv {
 

@@ -4,7 +4,7 @@
 #pragma once
 
 #include "kernels/conv_geometry.h"
-#include "kernels/half.h"
+#include "base/half.h"
 
 namespace gemmconv {
 

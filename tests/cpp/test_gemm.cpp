@@ -11,7 +11,7 @@
 #include "gemmconv/device.h"
 #include "gemmconv/gemm.h"
 #include "kernels/dispatch.h"
-#include "kernels/half.h"
+#include "base/half.h"
 
 namespace gemmconv {
 namespace {

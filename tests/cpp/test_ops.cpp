@@ -9,7 +9,7 @@
 
 #include "gemmconv/device.h"
 #include "kernels/dispatch.h"
-#include "kernels/half.h"
+#include "base/half.h"
 #include "kernels/ops.h"
 
 namespace gemmconv {

@@ -2,6 +2,7 @@
 // group, any channel multiplier), where GEMM degenerates into many tiny products.
 #include <algorithm>
 
+#include "configs/hardware.h"
 #include "solvers/common.h"
 #include "solvers/depthwise_direct/depthwise.h"
 #include "solvers/registration.h"
@@ -60,10 +61,7 @@ class DepthwiseDirectSolver final : public Solver {
   bool is_applicable(const ConvShape& s, Direction d, const PlanContext& ctx) const override {
     if (!is_regular_pass(d) || ctx.caps == nullptr) return false;
     if (!solvers::has_work(s) || !depthwise::is_depthwise(s)) return false;
-#ifndef GEMMCONV_WITH_GPU
-    if (ctx.caps->kind == DeviceKind::gpu) return false;
-#endif
-    return true;
+    return ctx.caps->kind == DeviceKind::cpu || configs::runs_gpu_kernels(*ctx.caps);
   }
 
   size_t workspace_bytes(const ConvShape& s, Direction d, const PlanContext& ctx) const override {

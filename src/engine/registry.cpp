@@ -24,6 +24,6 @@ const std::vector<const PlanKind*>& plan_kind_registry() {
   return registry;
 }
 
-// find_solver(name) lives in engine.cpp next to the planner that uses it.
+// find_solver(name) lives in planner.cpp next to the planner that uses it.
 
 }  // namespace gemmconv

@@ -1,0 +1,96 @@
+// The planner: validates a problem and picks the plan kind or the first enabled applicable solver.
+#include <string>
+
+#include "gemmconv/engine.h"
+#include "solvers/plan_kind.h"
+
+namespace gemmconv {
+
+const Solver* find_solver(const std::string& name) {
+  for (const Solver* s : solver_registry()) {
+    if (name == s->name()) return s;
+  }
+  return nullptr;
+}
+
+const char* Plan::solver_name() const {
+  if (solver) return solver->name();
+  return kind ? kind->name() : "none";
+}
+
+namespace {
+
+// The first plan kind of `stage` that applies, or nullptr.
+const PlanKind* find_kind(const ConvProblem& p, Direction d, PlanKind::Stage stage) {
+  for (const PlanKind* k : plan_kind_registry()) {
+    if (k->stage() == stage && k->is_applicable(p, d)) return k;
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+Status make_plan(const ConvProblem& p, Direction d, const Capabilities& caps,
+                 const PlanOptions& opts, Plan* out) {
+  if (!out) return Status(StatusCode::invalid_argument, "make_plan: out is null");
+  Status st = validate(p);
+  if (!st.ok()) return st;
+  const Config cfg = config();
+
+  Plan plan;
+  plan.problem = p;
+  plan.direction = d;
+  plan.shape = canonical_shape(p);
+  plan.regular = regular_direction(p, d);
+  const size_t budget = opts.workspace_budget ? opts.workspace_budget : cfg.workspace_budget;
+
+  plan.kind = find_kind(p, d, PlanKind::Stage::main);
+  plan.epilogue = find_kind(p, d, PlanKind::Stage::epilogue);
+  if (!plan.kind) {
+    const PlanContext ctx{&caps, budget};
+    if (!opts.solver.empty()) {
+      // An explicit request names exactly one solver and ignores GEMMCONV_DISABLE.
+      const Solver* s = find_solver(opts.solver);
+      if (!s) {
+        return Status(StatusCode::invalid_argument, "unknown solver '" + opts.solver + "'");
+      }
+      if ((s->needs_gemm() && !opts.gemm_available) ||
+          !s->is_applicable(plan.shape, plan.regular, ctx)) {
+        return Status(StatusCode::not_applicable, "solver '" + opts.solver +
+                                                      "' does not apply to " + to_string(p) + " (" +
+                                                      to_string(d) + ", workspace budget " +
+                                                      std::to_string(budget) + " bytes)");
+      }
+      plan.solver = s;
+    } else {
+      for (const Solver* s : solver_registry()) {
+        if (cfg.disabled.count(s->name())) continue;
+        if (s->needs_gemm() && !opts.gemm_available) continue;
+        if (!s->is_applicable(plan.shape, plan.regular, ctx)) continue;
+        if (s->workspace_bytes(plan.shape, plan.regular, ctx) > budget) {
+          log_message(LogLevel::warning, std::string("solver ") + s->name() +
+                                             " asked for more workspace than its budget; skipped");
+          continue;
+        }
+        plan.solver = s;
+        break;
+      }
+      if (!plan.solver) {
+        return Status(StatusCode::not_applicable,
+                      "no enabled solver applies to " + to_string(p) + " (" + to_string(d) +
+                          "); GEMMCONV_DISABLE may have switched off every candidate");
+      }
+    }
+    plan.workspace_bytes = plan.solver->workspace_bytes(plan.shape, plan.regular, ctx);
+  }
+  if (cfg.log_level <= LogLevel::debug) {
+    log_message(LogLevel::debug, std::string(to_string(d)) + " " + to_string(p) + " on " +
+                                     to_string(caps.kind) + " -> " + plan.solver_name() +
+                                     " (workspace " + std::to_string(plan.workspace_bytes) +
+                                     " bytes)");
+  }
+  *out = plan;
+  return Status::success();
+}
+
+}  // namespace gemmconv
