@@ -5,9 +5,9 @@
 
 #include <cstdint>
 
+#include "base/half.h"
 #include "gemmconv/problem.h"
 #include "gemmconv/types.h"
-#include "base/half.h"
 
 namespace gemmconv {
 

@@ -4,8 +4,8 @@
 #include <cstdint>
 #include <limits>
 
-#include "gemmconv/types.h"
 #include "base/half.h"
+#include "gemmconv/types.h"
 
 namespace gemmconv {
 

@@ -3,8 +3,8 @@
 // reference kernel compute the same sums; the oracle of every test.
 #pragma once
 
-#include "kernels/conv_geometry.h"
 #include "base/half.h"
+#include "kernels/conv_geometry.h"
 
 namespace gemmconv {
 
