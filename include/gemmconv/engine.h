@@ -43,12 +43,16 @@ struct PlanOptions {
   bool gemm_available = true;   // false: the caller has no GEMM provider, so plan direct solvers
 };
 
+class PlanKind;  // bias_add, bias_reduce, empty: see src/solvers/plan_kind.h
+
 struct Plan {
   ConvProblem problem;
   Direction direction = Direction::forward;  // the user's pass
   ConvShape shape;
   Direction regular = Direction::forward;  // the regular pass that computes it
-  const Solver* solver = nullptr;          // nullptr for backward_bias (a reduction)
+  const Solver* solver = nullptr;          // nullptr when a plan kind computes the pass
+  const PlanKind* kind = nullptr;          // bias_reduce (backward_bias), empty (no samples)
+  const PlanKind* epilogue = nullptr;      // bias_add after a forward solver
   size_t workspace_bytes = 0;
   const char* solver_name() const;
 };

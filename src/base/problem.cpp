@@ -233,11 +233,15 @@ int64_t weight_elements(const ConvProblem& p) {
   return e;
 }
 
-int64_t output_elements(const ConvProblem& p) {
+int64_t output_pixels(const ConvProblem& p) {
   const Dims out = output_size(p);
-  int64_t e = p.batch * p.out_channels;
+  int64_t e = 1;
   for (int i = 0; i < p.spatial_dims; ++i) e *= out[i];
   return e;
+}
+
+int64_t output_elements(const ConvProblem& p) {
+  return p.batch * p.out_channels * output_pixels(p);
 }
 
 std::string to_string(const ConvProblem& p) {
