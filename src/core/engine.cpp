@@ -8,6 +8,7 @@
 #include <sstream>
 #include <utility>
 
+#include "gemmconv/replay.h"
 #include "kernels/ops.h"
 
 namespace gemmconv {
@@ -126,8 +127,8 @@ const char* Plan::solver_name() const {
   return direction == Direction::backward_bias ? kBiasSolverName : kEmptySolverName;
 }
 
-Status make_plan(const ConvProblem& p, Direction d, const Capabilities& caps,
-                 const PlanOptions& opts, Plan* out) {
+static Status plan_problem(const ConvProblem& p, Direction d, const Capabilities& caps,
+                           const PlanOptions& opts, Plan* out) {
   if (!out) return Status(StatusCode::invalid_argument, "make_plan: out is null");
   Status st = validate(p);
   if (!st.ok()) return st;
@@ -187,7 +188,7 @@ Status make_plan(const ConvProblem& p, Direction d, const Capabilities& caps,
   return Status::success();
 }
 
-Status execute(const Plan& plan, const ConvBuffers& b, const ExecContext& ctx) {
+static Status execute_plan(const Plan& plan, const ConvBuffers& b, const ExecContext& ctx) {
   if (!ctx.caps) return Status(StatusCode::invalid_argument, "execute: ctx.caps is null");
   if (ctx.workspace_bytes < plan.workspace_bytes || (plan.workspace_bytes && !ctx.workspace)) {
     return Status(StatusCode::workspace_too_small,
@@ -270,6 +271,31 @@ Status execute(const Plan& plan, const ConvBuffers& b, const ExecContext& ctx) {
   }
   count_call(d, plan.solver_name());
   return st;
+}
+
+// The entry points: info level logs the replay command of each plan (include/gemmconv/replay.h),
+// and every error returned ends with it.
+Status make_plan(const ConvProblem& p, Direction d, const Capabilities& caps,
+                 const PlanOptions& opts, Plan* out) {
+  const Status st = plan_problem(p, d, caps, opts, out);
+  if (st.ok() && config().log_level <= LogLevel::info) {
+    log_message(LogLevel::info,
+                "replay: " + replay_command(p, d, out->solver_name(), to_string(caps.kind)));
+  }
+  if (st.ok()) return st;
+  return Status(st.code(), st.message() + " (replay: " +
+                               replay_command(p, d, opts.solver.c_str(), to_string(caps.kind)) +
+                               ")");
+}
+
+Status execute(const Plan& plan, const ConvBuffers& b, const ExecContext& ctx) {
+  const Status st = execute_plan(plan, b, ctx);
+  if (st.ok()) return st;
+  return Status(st.code(), st.message() + " (replay: " +
+                               replay_command(plan.problem, plan.direction, plan.solver_name(),
+                                              ctx.caps ? to_string(ctx.caps->kind) : nullptr,
+                                              b.bias != nullptr) +
+                               ")");
 }
 
 std::vector<StatsEntry> stats_snapshot() {
