@@ -112,6 +112,8 @@ python_tests() {
     return 1
   fi
   scripts/build_ext.sh
+  # The replay test runs the driver of the build stage.
+  if [[ -x "$ROOT/$BUILD/gemmconv-driver" ]]; then export GEMMCONV_DRIVER="$ROOT/$BUILD/gemmconv-driver"; fi
   PYTHONPATH="$ROOT/python" /usr/bin/python3 -m pytest tests/python -q
 }
 

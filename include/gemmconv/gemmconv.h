@@ -5,5 +5,6 @@
 #include "gemmconv/engine.h"
 #include "gemmconv/gemm.h"
 #include "gemmconv/problem.h"
+#include "gemmconv/replay.h"
 #include "gemmconv/solver.h"
 #include "gemmconv/types.h"

@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "gemmconv/engine.h"
+#include "gemmconv/replay.h"
 #include "solvers/plan_kind.h"
 
 namespace gemmconv {
@@ -47,9 +48,7 @@ Status missing(const char* what, Direction d) {
                 std::string(what) + " is null but the " + to_string(d) + " pass needs it");
 }
 
-}  // namespace
-
-Status execute(const Plan& plan, const ConvBuffers& b, const ExecContext& ctx) {
+Status execute_plan(const Plan& plan, const ConvBuffers& b, const ExecContext& ctx) {
   if (!ctx.caps) return Status(StatusCode::invalid_argument, "execute: ctx.caps is null");
   if (ctx.workspace_bytes < plan.workspace_bytes || (plan.workspace_bytes && !ctx.workspace)) {
     return Status(StatusCode::workspace_too_small,
@@ -107,6 +106,19 @@ Status execute(const Plan& plan, const ConvBuffers& b, const ExecContext& ctx) {
   }
   count_call(d, plan.solver_name());
   return st;
+}
+
+}  // namespace
+
+// The entry point: every error returned ends with the replay command (include/gemmconv/replay.h).
+Status execute(const Plan& plan, const ConvBuffers& b, const ExecContext& ctx) {
+  const Status st = execute_plan(plan, b, ctx);
+  if (st.ok()) return st;
+  return Status(st.code(), st.message() + " (replay: " +
+                               replay_command(plan.problem, plan.direction, plan.solver_name(),
+                                              ctx.caps ? to_string(ctx.caps->kind) : nullptr,
+                                              b.bias != nullptr) +
+                               ")");
 }
 
 std::vector<StatsEntry> stats_snapshot() {

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "gemmconv/engine.h"
+#include "gemmconv/replay.h"
 #include "solvers/plan_kind.h"
 
 namespace gemmconv {
@@ -55,8 +56,10 @@ void note_forced_reference(const ConvProblem& p, Direction d, size_t budget, con
 
 }  // namespace
 
-Status make_plan(const ConvProblem& p, Direction d, const Capabilities& caps,
-                 const PlanOptions& opts, Plan* out) {
+namespace {
+
+Status plan_problem(const ConvProblem& p, Direction d, const Capabilities& caps,
+                    const PlanOptions& opts, Plan* out) {
   if (!out) return Status(StatusCode::invalid_argument, "make_plan: out is null");
   Status st = validate(p);
   if (!st.ok()) return st;
@@ -130,6 +133,23 @@ Status make_plan(const ConvProblem& p, Direction d, const Capabilities& caps,
   }
   *out = plan;
   return Status::success();
+}
+
+}  // namespace
+
+// The entry point: info level logs the replay command of each plan (include/gemmconv/replay.h),
+// and every error returned ends with it.
+Status make_plan(const ConvProblem& p, Direction d, const Capabilities& caps,
+                 const PlanOptions& opts, Plan* out) {
+  const Status st = plan_problem(p, d, caps, opts, out);
+  if (st.ok() && config().log_level <= LogLevel::info) {
+    log_message(LogLevel::info,
+                "replay: " + replay_command(p, d, out->solver_name(), to_string(caps.kind)));
+  }
+  if (st.ok()) return st;
+  return Status(st.code(), st.message() + " (replay: " +
+                               replay_command(p, d, opts.solver.c_str(), to_string(caps.kind)) +
+                               ")");
 }
 
 }  // namespace gemmconv

@@ -12,6 +12,7 @@
 #include "gemmconv/device.h"
 #include "gemmconv/gemm.h"
 #include "kernels/dispatch.h"
+#include "tester.h"
 
 namespace gemmconv {
 namespace {
@@ -57,19 +58,7 @@ Mat random_mat(DataType t, size_t n, unsigned seed) {
   return m;
 }
 
-double unit_roundoff(DataType t) {
-  switch (t) {
-    case DataType::f64:
-      return std::ldexp(1.0, -53);
-    case DataType::f32:
-      return std::ldexp(1.0, -24);
-    case DataType::f16:
-      return std::ldexp(1.0, -11);
-    case DataType::bf16:
-      return std::ldexp(1.0, -8);
-  }
-  return 1;
-}
+using gemmconv::testing::unit_roundoff;  // the harness's (tester.h)
 
 struct Problem {
   bool ta, tb;

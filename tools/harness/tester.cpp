@@ -1,9 +1,10 @@
-// The convolution tester: a direct float64 loop, the float64 reference solver, and runs against
-// them.
+// The harness: a direct float64 loop, the float64 reference solver, and runs checked against
+// them or timed.
 #include "tester.h"
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -119,8 +120,8 @@ std::string fmt_double(double v) {
   return buf;
 }
 
-// The engine's buffers for a pass, from the tester's tensors in the order input, output, weight,
-// bias (see Tester).
+}  // namespace
+
 ConvBuffers buffers_for(Pass pass, void* const t[4]) {
   ConvBuffers b;
   switch (pass) {
@@ -149,7 +150,27 @@ ConvBuffers buffers_for(Pass pass, void* const t[4]) {
   return b;
 }
 
-}  // namespace
+int written_tensor(Pass pass) {
+  switch (pass) {
+    case Pass::forward:
+    case Pass::forward_bias:
+      return 1;
+    case Pass::backward_data:
+      return 0;
+    case Pass::backward_weight:
+      return 2;
+    case Pass::backward_bias:
+      break;
+  }
+  return 3;
+}
+
+double pass_flops(const ConvProblem& p) {
+  const ConvShape s = canonical_shape(p);
+  return 2.0 * static_cast<double>(s.n) * static_cast<double>(s.k) *
+         static_cast<double>(s.out_pixels()) * static_cast<double>(s.cg()) *
+         static_cast<double>(s.filt_pixels());
+}
 
 // One byte at least, so that an empty tensor still has a non-null address.
 HostTensor::HostTensor(DataType t, int64_t count)
@@ -233,7 +254,7 @@ std::unique_ptr<DeviceEnv> make_cpu_env() {
   return env;
 }
 
-std::unique_ptr<DeviceEnv> make_gpu_env(std::string* why) {
+std::unique_ptr<DeviceEnv> make_gpu_env(std::string* why, bool allow_tf32) {
   if (!gpu_build() || gpu_device_count() <= 0) {
     *why = gpu_build() ? "no GPU visible" : "no GPU visible (this build has no GPU support)";
     return nullptr;
@@ -245,12 +266,17 @@ std::unique_ptr<DeviceEnv> make_gpu_env(std::string* why) {
     *why = "GPU 0 unusable: " + s.message();
     return nullptr;
   }
-  env->gemm = make_gpu_gemm_provider(false);
+  env->gemm = make_gpu_gemm_provider(allow_tf32);
   if (!env->gemm) {
     *why = "no GPU GEMM provider in this build";
     return nullptr;
   }
   return env;
+}
+
+std::unique_ptr<DeviceEnv> make_env(const std::string& device, bool allow_tf32, std::string* why) {
+  if (device == "cpu" || (device.empty() && gpu_device_count() <= 0)) return make_cpu_env();
+  return make_gpu_env(why, allow_tf32);
 }
 
 DeviceEnv* shared_gpu_env(std::string* why) {
@@ -386,21 +412,11 @@ Tester::Tester(std::string name, const ConvProblem& p, Pass pass, uint64_t seed,
 
 Tester::~Tester() = default;
 
-double Tester::tolerance() const { return testing::tolerance(p_.dtype, max_terms_); }
+double Tester::tolerance() const { return testing::tolerance(p_.dtype, max_terms_) + extra_tol_; }
 
 HostTensor& Tester::result_tensor() {
-  switch (pass_) {
-    case Pass::forward:
-    case Pass::forward_bias:
-      return out_;
-    case Pass::backward_data:
-      return in_;
-    case Pass::backward_weight:
-      return w_;
-    case Pass::backward_bias:
-      break;
-  }
-  return bias_;
+  HostTensor* const t[4] = {&in_, &out_, &w_, &bias_};
+  return *t[written_tensor(pass_)];
 }
 
 std::vector<HostTensor*> Tester::read_tensors() {
@@ -526,8 +542,8 @@ void Tester::truth_element(int64_t index, double* sum_out, double* abs_out,
   *terms_out = terms;
 }
 
-Status Tester::prepare() {
-  if (prepared_) return Status::success();
+Status Tester::setup() {
+  if (set_up_) return Status::success();
   const Status v = validate(p_);
   if (!v.ok()) return v;
 
@@ -586,6 +602,16 @@ Status Tester::prepare() {
       targets[i]->fill_random(seed_ * 4 + i);
     }
   }
+  set_up_ = true;
+  return Status::success();
+}
+
+Status Tester::prepare() {
+  if (prepared_) return Status::success();
+  const Status su = setup();
+  if (!su.ok()) return su;
+  HostTensor* targets[4] = {&in_, &out_, &w_, &bias_};
+  HostTensor* result = &result_tensor();
 
   // The elements compared.
   const int64_t count = result->count();
@@ -605,13 +631,21 @@ Status Tester::prepare() {
   truth_.assign(sample_.size(), 0.0);
   abs_.assign(sample_.size(), 0.0);
   std::vector<int64_t> terms(sample_.size(), 0);
-  parallel_for(static_cast<int64_t>(sample_.size()), sampled_ ? 1 : int64_t(1) << 40,
-               [&](int64_t b, int64_t e) {
-                 for (int64_t i = b; i < e; ++i) {
-                   const size_t k = static_cast<size_t>(i);
-                   truth_element(sample_[k], &truth_[k], &abs_[k], &terms[k]);
-                 }
-               });
+  // The worker that starts at element 0 reports the progress of all of them.
+  const int64_t total = static_cast<int64_t>(sample_.size());
+  std::atomic<int64_t> done{0};
+  parallel_for(total, sampled_ ? 1 : int64_t(1) << 14, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      const size_t k = static_cast<size_t>(i);
+      truth_element(sample_[k], &truth_[k], &abs_[k], &terms[k]);
+      if (progress_ && ((i - b) & 1023) == 1023) {
+        const int64_t now = done.fetch_add(1024) + 1024;
+        if (b == 0)
+          progress_("direct float64 loop", static_cast<double>(now) / static_cast<double>(total));
+      }
+    }
+  });
+  if (progress_) progress_("direct float64 loop", 1.0);
   max_terms_ = 1;
   for (int64_t t : terms) max_terms_ = std::max(max_terms_, t);
 
@@ -625,8 +659,9 @@ Status Tester::prepare() {
     for (int i = 0; i < 4; ++i) {
       for (int64_t j = 0; j < targets[i]->count(); ++j) t64[i].set(j, targets[i]->get(j));
     }
-    const int ri = result == &in_ ? 0 : result == &out_ ? 1 : result == &w_ ? 2 : 3;
+    const int ri = written_tensor(pass_);
     t64[ri].poison();
+    if (progress_) progress_("float64 reference solver", 0.0);
     auto env = make_cpu_env();
     PlanOptions opts;
     if (pass_ != Pass::backward_bias) opts.solver = "reference";
@@ -663,24 +698,93 @@ Status Tester::prepare() {
       }
       truth_[k] = ref;
     }
+    if (progress_) progress_("float64 reference solver", 1.0);
   }
   prepared_ = true;
   return Status::success();
 }
 
-RunResult Tester::run(DeviceEnv& dev, const PlanOptions& opts_in) {
+// A plan bound to the tester's tensors on one device, with its workspace.
+struct Tester::Bound {
+  bool gpu = false;
+  void* ptr[4] = {nullptr, nullptr, nullptr, nullptr};  // in, out, w, bias
+  std::vector<std::vector<unsigned char>> cpu_bufs;
+  void* ws = nullptr;
+  std::unique_ptr<unsigned char[]> cpu_ws;
+  ConvBuffers bufs;
+  ExecContext ctx;
+  ~Bound() {
+    if (gpu && ws) (void)gpu_free(ws);
+  }
+};
+
+Status Tester::plan(DeviceEnv& dev, const PlanOptions& opts_in, Plan* plan) const {
+  PlanOptions opts = opts_in;
+  if (pass_ == Pass::backward_bias) opts.solver.clear();
+  opts.gemm_available = dev.gemm != nullptr;  // a build without a CPU BLAS plans direct solvers
+  return make_plan(p_, direction_of(pass_), dev.caps, opts, plan);
+}
+
+Status Tester::bind(DeviceEnv& dev, const Plan& plan, Bound* b) {
+  HostTensor* host[4] = {&in_, &out_, &w_, &bias_};
+  const int ri = written_tensor(pass_);
+  b->gpu = dev.kind() == DeviceKind::gpu;
+  const size_t ws_bytes = plan.workspace_bytes;
+  Status s;
+  if (b->gpu) {
+    if (!gpu_) {
+      gpu_ = std::make_unique<DeviceTensors>();
+      for (int i = 0; i < 4; ++i) {
+        s = gpu_malloc(&gpu_->ptr[i], host[i]->bytes() + kGuard);
+        if (s.ok() && i != ri)
+          s = gpu_memcpy_to_device(gpu_->ptr[i], host[i]->data(), host[i]->bytes());
+        if (!s.ok()) {
+          gpu_.reset();
+          return s;
+        }
+      }
+    }
+    for (int i = 0; i < 4; ++i) b->ptr[i] = gpu_->ptr[i];
+  } else {
+    // Buffers of exactly the tensors' sizes, so that AddressSanitizer catches an overrun.
+    b->cpu_bufs.resize(4);
+    for (int i = 0; i < 4; ++i) {
+      b->cpu_bufs[i].assign(host[i]->data(), host[i]->data() + host[i]->bytes());
+      if (b->cpu_bufs[i].empty()) b->cpu_bufs[i].resize(1);  // a non-null address
+      b->ptr[i] = b->cpu_bufs[i].data();
+    }
+  }
+  // The workspace, exactly as large as the plan asked, filled with NaNs.
+  if (ws_bytes > 0) {
+    if (b->gpu) {
+      s = gpu_malloc(&b->ws, ws_bytes + kGuard);
+      if (s.ok()) s = gpu_memset(b->ws, 0xff, ws_bytes);
+      if (s.ok()) s = gpu_memset(static_cast<unsigned char*>(b->ws) + ws_bytes, kCanary, kGuard);
+      if (!s.ok()) return s;
+    } else {
+      b->cpu_ws.reset(new unsigned char[ws_bytes]);
+      std::memset(b->cpu_ws.get(), 0xff, ws_bytes);
+      b->ws = b->cpu_ws.get();
+    }
+  }
+  b->bufs = buffers_for(pass_, b->ptr);
+  b->ctx.caps = &dev.caps;
+  b->ctx.gemm = dev.gemm.get();
+  b->ctx.workspace = b->ws;
+  b->ctx.workspace_bytes = ws_bytes;
+  return Status::success();
+}
+
+RunResult Tester::run(DeviceEnv& dev, const PlanOptions& opts) {
   RunResult r;
-  r.solver = opts_in.solver.empty() ? "(planner)" : opts_in.solver;
-  r.tol = tolerance();
+  r.solver = opts.solver.empty() ? "(planner)" : opts.solver;
   if (!prepared_) {
     r.status = prepare();
     if (!r.status.ok()) return r;
   }
-  PlanOptions opts = opts_in;
-  if (pass_ == Pass::backward_bias) opts.solver.clear();
-  opts.gemm_available = dev.gemm != nullptr;  // a build without a CPU BLAS plans direct solvers
+  r.tol = tolerance();
   Plan plan;
-  Status s = make_plan(p_, direction_of(pass_), dev.caps, opts, &plan);
+  Status s = this->plan(dev, opts, &plan);
   if (s.code() == StatusCode::not_applicable) {
     r.declined = true;
     return r;
@@ -695,70 +799,17 @@ RunResult Tester::run(DeviceEnv& dev, const PlanOptions& opts_in) {
 
   HostTensor* host[4] = {&in_, &out_, &w_, &bias_};
   HostTensor& result = result_tensor();
-  const int ri = &result == &in_ ? 0 : &result == &out_ ? 1 : &result == &w_ ? 2 : 3;
-  const bool gpu = dev.kind() == DeviceKind::gpu;
-  const size_t ws_bytes = plan.workspace_bytes;
-
-  // Buffers of exactly the tensors' sizes, so that AddressSanitizer catches an overrun on the CPU.
-  std::vector<std::vector<unsigned char>> cpu_bufs;
-  void* ptr[4] = {nullptr, nullptr, nullptr, nullptr};
+  const int ri = written_tensor(pass_);
   auto fail = [&](const Status& st) {
     r.status = st;
     report_row(name_, p_, pass_, dev.name(), r);
     return r;
   };
-  if (gpu) {
-    if (!gpu_) {
-      gpu_ = std::make_unique<DeviceTensors>();
-      for (int i = 0; i < 4; ++i) {
-        s = gpu_malloc(&gpu_->ptr[i], host[i]->bytes() + kGuard);
-        if (s.ok() && i != ri)
-          s = gpu_memcpy_to_device(gpu_->ptr[i], host[i]->data(), host[i]->bytes());
-        if (!s.ok()) {
-          gpu_.reset();
-          return fail(s);
-        }
-      }
-    }
-    for (int i = 0; i < 4; ++i) ptr[i] = gpu_->ptr[i];
-  } else {
-    cpu_bufs.resize(4);
-    for (int i = 0; i < 4; ++i) {
-      cpu_bufs[i].assign(host[i]->data(), host[i]->data() + host[i]->bytes());
-      if (cpu_bufs[i].empty()) cpu_bufs[i].resize(1);  // a non-null address for an empty tensor
-      ptr[i] = cpu_bufs[i].data();
-    }
-  }
-
-  // The workspace, exactly as large as the plan asked, filled with NaNs.
-  void* ws = nullptr;
-  std::unique_ptr<unsigned char[]> cpu_ws;
-  if (ws_bytes > 0) {
-    if (gpu) {
-      s = gpu_malloc(&ws, ws_bytes + kGuard);
-      if (s.ok()) s = gpu_memset(ws, 0xff, ws_bytes);
-      if (s.ok()) s = gpu_memset(static_cast<unsigned char*>(ws) + ws_bytes, kCanary, kGuard);
-      if (!s.ok()) return fail(s);
-    } else {
-      cpu_ws.reset(new unsigned char[ws_bytes]);
-      std::memset(cpu_ws.get(), 0xff, ws_bytes);
-      ws = cpu_ws.get();
-    }
-  }
-  struct WsGuard {
-    void* p;
-    bool gpu;
-    ~WsGuard() {
-      if (gpu && p) (void)gpu_free(p);
-    }
-  } ws_guard{gpu ? ws : nullptr, gpu};
-
-  const ConvBuffers bufs = buffers_for(pass_, ptr);
-  ExecContext ctx;
-  ctx.caps = &dev.caps;
-  ctx.gemm = dev.gemm.get();
-  ctx.workspace = ws;
-  ctx.workspace_bytes = ws_bytes;
+  Bound b;
+  s = bind(dev, plan, &b);
+  if (!s.ok()) return fail(s);
+  const bool gpu = b.gpu;
+  void* const* ptr = b.ptr;
 
   HostTensor got[2] = {HostTensor(p_.dtype, result.count()), HostTensor(p_.dtype, result.count())};
   for (int rep = 0; rep < 2; ++rep) {
@@ -770,7 +821,7 @@ RunResult Tester::run(DeviceEnv& dev, const PlanOptions& opts_in) {
     } else {
       std::memset(ptr[ri], 0xff, result.bytes());
     }
-    if (s.ok()) s = execute(plan, bufs, ctx);
+    if (s.ok()) s = execute(plan, b.bufs, b.ctx);
     if (s.ok() && gpu) s = gpu_synchronize();
     if (s.ok() && gpu) s = gpu_memcpy_to_host(got[rep].data(), ptr[ri], result.bytes());
     if (!s.ok()) return fail(s);
@@ -780,7 +831,8 @@ RunResult Tester::run(DeviceEnv& dev, const PlanOptions& opts_in) {
   if (gpu) {
     // Without a sanitizer on the device, canaries past the end catch overruns.
     std::vector<unsigned char> guard(kGuard);
-    const std::pair<void*, size_t> guarded[2] = {{ptr[ri], result.bytes()}, {ws, ws_bytes}};
+    const std::pair<void*, size_t> guarded[2] = {{ptr[ri], result.bytes()},
+                                                 {b.ws, plan.workspace_bytes}};
     for (const auto& g : guarded) {
       if (!g.first) continue;
       s = gpu_memcpy_to_host(guard.data(), static_cast<unsigned char*>(g.first) + g.second, kGuard);
@@ -824,6 +876,47 @@ RunResult Tester::run(DeviceEnv& dev, const PlanOptions& opts_in) {
   }
   report_row(name_, p_, pass_, dev.name(), r);
   return r;
+}
+
+TimeResult Tester::time(DeviceEnv& dev, const PlanOptions& opts, int64_t warmup, int64_t reps) {
+  TimeResult t;
+  t.solver = opts.solver.empty() ? "(planner)" : opts.solver;
+  t.status = setup();
+  if (!t.status.ok()) return t;
+  Plan plan;
+  Status s = this->plan(dev, opts, &plan);
+  if (s.code() == StatusCode::not_applicable) {
+    t.declined = true;
+    return t;
+  }
+  if (s.ok()) {
+    t.solver = plan.solver_name();
+    t.workspace_bytes = plan.workspace_bytes;
+  }
+  Bound b;
+  if (s.ok()) s = bind(dev, plan, &b);
+  GpuTimer timer;
+  bool have_timer = false;
+  if (s.ok() && b.gpu) {
+    s = gpu_timer_create(&timer);
+    have_timer = s.ok();
+  }
+  for (int64_t rep = 0; rep < warmup + reps && s.ok(); ++rep) {
+    float ms = 0.0f;
+    if (b.gpu) {
+      s = gpu_timer_start(&timer, nullptr);
+      if (s.ok()) s = execute(plan, b.bufs, b.ctx);
+      if (s.ok()) s = gpu_timer_stop(&timer, nullptr, &ms);
+    } else {
+      const auto t0 = std::chrono::steady_clock::now();
+      s = execute(plan, b.bufs, b.ctx);
+      ms = std::chrono::duration<float, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    }
+    if (s.ok() && rep >= warmup) t.ms.push_back(ms);
+  }
+  if (have_timer) gpu_timer_destroy(&timer);
+  t.status = s;
+  return t;
 }
 
 std::vector<RunResult> run_all_solvers(Tester& t, DeviceEnv& dev, size_t workspace_budget) {

@@ -1,4 +1,6 @@
-// The convolution tester: random inputs, a float64 truth, and every solver run against it.
+// The harness shared by the tests and gemmconv-driver: typed host tensors, device buffers, the
+// mapping from a pass to the engine's buffers, a float64 truth, the tolerance, and runs of a plan
+// checked against that truth or timed with device events.
 //
 // Error metric. For each element of the written tensor, the truth is a sum of L products plus,
 // for forward with bias, the bias. We also sum the absolute values of those terms ("abs"). Any
@@ -17,6 +19,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -33,6 +36,14 @@ enum class Pass : uint8_t { forward, forward_bias, backward_data, backward_weigh
 const char* to_string(Pass p);
 Direction direction_of(Pass p);
 const std::vector<Pass>& all_passes();
+
+// The engine's buffers for a pass, from tensors given in the order input, output, weight, bias (the
+// user's tensors, or their gradients).
+ConvBuffers buffers_for(Pass pass, void* const tensors[4]);
+// Index (in that order) of the tensor a pass writes.
+int written_tensor(Pass pass);
+// FLOPs of one pass: 2*N*K*P*Q*(C/groups)*R*S.
+double pass_flops(const ConvProblem& p);
 
 // A seed for one test: GEMMCONV_TEST_SEED when set (to reproduce a failure), else fresh.
 uint64_t test_seed();
@@ -74,8 +85,12 @@ struct DeviceEnv {
 };
 // The CPU; gemm may be null when the build has no CPU BLAS.
 std::unique_ptr<DeviceEnv> make_cpu_env();
-// GPU 0, or nullptr with `why` filled in ("no GPU visible", a runtime error).
-std::unique_ptr<DeviceEnv> make_gpu_env(std::string* why);
+// GPU 0, or nullptr with `why` filled in ("no GPU visible", a runtime error). `allow_tf32` lets
+// fp32 GEMMs use TF32 tensor cores.
+std::unique_ptr<DeviceEnv> make_gpu_env(std::string* why, bool allow_tf32 = false);
+// "cpu", "gpu", or "" for the GPU when one is visible and the CPU otherwise; nullptr with `why`
+// filled in when the device asked for is not available.
+std::unique_ptr<DeviceEnv> make_env(const std::string& device, bool allow_tf32, std::string* why);
 // One GPU environment for the whole process (creating a BLAS handle per test is slow), never
 // destroyed: tearing it down after the vendor runtime has unloaded would crash at exit.
 DeviceEnv* shared_gpu_env(std::string* why);
@@ -98,6 +113,20 @@ struct RunResult {
   std::string describe() const;  // one line for a failure message
 };
 
+// Timed runs of one plan: milliseconds per run (device events on the GPU, a steady clock on the
+// CPU), after the untimed warm-up runs.
+struct TimeResult {
+  std::string solver;
+  bool declined = false;  // make_plan said not_applicable: nothing was run
+  Status status;          // the first failing plan/execute status, else ok
+  size_t workspace_bytes = 0;
+  std::vector<double> ms;
+};
+
+// Progress of a long preparation: a stage name and the fraction done (0 to 1), called from one
+// thread at a time.
+using ProgressFn = std::function<void(const char* stage, double fraction)>;
+
 // One (problem, pass): inputs, the truth, and runs on devices. Small problems are verified on
 // every element against the `reference` solver run in float64 on the CPU (itself checked against
 // the tester's own direct loop, written from the user's definition of the problem). A problem
@@ -113,21 +142,32 @@ class Tester {
   Pass pass() const { return pass_; }
   const std::string& name() const { return name_; }
   uint64_t seed() const { return seed_; }
-  // Builds the truth; a non-ok status says why it could not (or that the reference solver
-  // disagrees with the direct loop). Called once before any run.
+  // Fills the tensors with random values (no truth yet); enough for `time`.
+  Status setup();
+  // Builds the truth (after setup); a non-ok status says why it could not (or that the reference
+  // solver disagrees with the direct loop). Called once before any run.
   Status prepare();
   int64_t reduction_length() const { return max_terms_; }
   double tolerance() const;
+  // Added to the tolerance (TF32 GEMMs round every factor to 10 mantissa bits).
+  void set_extra_tolerance(double t) { extra_tol_ = t; }
+  void set_progress(ProgressFn fn) { progress_ = std::move(fn); }
 
   // Plans with `opts` on `dev` (for backward_bias the solver name is ignored: the bias reduction
   // has no solvers), hands in exactly plan.workspace_bytes, poisons the result, runs twice,
   // checks repeatability and compares. Appends a row to the report when GEMMCONV_TEST_REPORT is
   // set.
   RunResult run(DeviceEnv& dev, const PlanOptions& opts);
+  // Plans the pass as `run` and `time` do (for backward_bias the solver name is ignored).
+  Status plan(DeviceEnv& dev, const PlanOptions& opts, Plan* out) const;
+  // Plans with `opts` on `dev` and runs the plan warmup + reps times on the tester's tensors.
+  TimeResult time(DeviceEnv& dev, const PlanOptions& opts, int64_t warmup, int64_t reps);
 
  private:
   struct Geometry;
   struct DeviceTensors;
+  struct Bound;
+  Status bind(DeviceEnv& dev, const Plan& plan, Bound* out);
   void truth_element(int64_t index, double* sum, double* abs, int64_t* terms) const;
   HostTensor& result_tensor();
   std::vector<HostTensor*> read_tensors();
@@ -142,7 +182,10 @@ class Tester {
   std::vector<int64_t> sample_;     // indices compared (all elements when not sampled)
   std::vector<double> truth_, abs_;
   int64_t max_terms_ = 1;
+  bool set_up_ = false;
   bool prepared_ = false;
+  double extra_tol_ = 0.0;
+  ProgressFn progress_;
   std::unique_ptr<DeviceTensors> gpu_;  // uploaded once per tester
 };
 
