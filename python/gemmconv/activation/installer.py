@@ -311,11 +311,14 @@ def _show(changes: List[Change], dry_run: bool, out: Any) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m gemmconv install",
+    from .._cli import HelpFormatter, add_version
+    p = argparse.ArgumentParser(prog="gemmconv install", formatter_class=HelpFormatter,
                                 description="Activate gemmconv for every program that imports torch.")
-    p.add_argument("--scope", choices=("user", "system"), default="user")
+    add_version(p)
+    p.add_argument("--scope", choices=("user", "system"), default="user",
+                   help="user: your home and user site-packages; system (as root): /etc and the interpreter's")
     p.add_argument("--policy", choices=POLICIES, default="auto",
-                   help="auto: only where the vendor convolution library is known broken (default)")
+                   help="auto: only where the vendor convolution library is known broken")
     p.add_argument("--dry-run", action="store_true", help="show every change, touch nothing")
     p.add_argument("--uninstall", action="store_true", help="remove exactly what install wrote")
     p.add_argument("--root", default="/", help="install into this tree (for packaging and tests)")

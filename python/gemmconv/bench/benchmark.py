@@ -23,6 +23,8 @@ import sys
 import time
 from typing import Dict, List, Optional
 
+from .._cli import HelpFormatter, add_version, check_names
+
 DIRECTIONS = ("forward", "backward_data", "backward_weight", "backward_bias")
 
 # name, C, K, H(=W), R(=S), stride, padding, groups: the input is N x C x H x H.
@@ -45,6 +47,8 @@ RESNET50_LAYERS = [
     ("grouped_3x3_256_g32", 256, 256, 28, 3, 1, 1, 32),
     ("depthwise_3x3_256", 256, 256, 28, 3, 1, 1, 256),
 ]
+LAYER_NAMES = [layer[0] for layer in RESNET50_LAYERS]
+DTYPE_NAMES = ["fp32", "fp16", "bf16"]
 QUICK_LAYERS = ["s1_3x3_64", "s2_1x1_512_128", "s3_3x3_256", "grouped_3x3_256_g32", "depthwise_3x3_256"]
 
 GPU_MODES = ("gemmconv", "cudnn", "native")
@@ -436,17 +440,26 @@ def to_markdown(rows: List[dict], device: str, header: str) -> str:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m gemmconv bench", description=__doc__.splitlines()[0])
-    ap.add_argument("--what", choices=("layers", "step", "all"), default="all")
-    ap.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto")
-    ap.add_argument("--dtypes", default=None, help="comma-separated: fp32,fp16,bf16 (GPU default fp32,fp16; "
-                                                    "CPU fp32)")
-    ap.add_argument("--layers", default=None, help="comma-separated layer names (default: all)")
-    ap.add_argument("--batch", type=int, default=None, help="layer batch (GPU default 32)")
-    ap.add_argument("--step-batch", type=int, default=None, help="training step batch (GPU default 32)")
-    ap.add_argument("--image-size", type=int, default=None, help="training step image size (GPU default 224)")
-    ap.add_argument("--warmup", type=int, default=None)
-    ap.add_argument("--reps", type=int, default=None)
+    ap = argparse.ArgumentParser(prog="gemmconv bench", description=__doc__.splitlines()[0],
+                                 formatter_class=HelpFormatter)
+    add_version(ap)
+    ap.add_argument("--what", choices=("layers", "step", "all"), default="all",
+                    help="per-layer timings, the ResNet-50 training step, or both")
+    ap.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto",
+                    help="auto: the GPU when PyTorch sees one, else a scaled-down CPU smoke run")
+    ap.add_argument("--dtypes", default=None, help="comma-separated, from: {} (default: GPU fp32,fp16; CPU "
+                                                    "fp32)".format(",".join(DTYPE_NAMES)))
+    ap.add_argument("--layers", default=None, help="comma-separated layer names, from: {} (default: all on the "
+                                                    "GPU, {} on the CPU and with --quick)".format(
+                                                        ",".join(LAYER_NAMES), ",".join(QUICK_LAYERS)))
+    ap.add_argument("--batch", type=int, default=None, help="layer batch (default: GPU 32, CPU and --quick 8 "
+                                                            "on the GPU, 2 on the CPU)")
+    ap.add_argument("--step-batch", type=int, default=None, help="training step batch (default: GPU 32)")
+    ap.add_argument("--image-size", type=int, default=None, help="training step image size (default: GPU 224)")
+    ap.add_argument("--warmup", type=int, default=None, help="untimed runs before timing (default: GPU 5, "
+                                                             "CPU and --quick 2)")
+    ap.add_argument("--reps", type=int, default=None, help="timed runs, the median is reported (default: GPU "
+                                                           "20, CPU 3, --quick 5)")
     ap.add_argument("--quick", action="store_true", help="a few layers and repetitions (smoke test)")
     ap.add_argument("--cudnn-benchmark", action="store_true", help="let cuDNN autotune (torch.backends.cudnn."
                                                                     "benchmark=True) in every mode")
@@ -455,6 +468,14 @@ def main(argv: Optional[List[str]] = None) -> int:
                          "kernels/ops not from gemmconv (exit 1 if any)")
     ap.add_argument("--out", default=None, help="write the table here: .md gives markdown, anything else CSV")
     args = ap.parse_args(argv)
+    # Names are checked before torch loads: a typo is a usage error (exit 2), never an empty benchmark.
+    check_names(ap, "--layers", args.layers, LAYER_NAMES)
+    check_names(ap, "--dtypes", args.dtypes, DTYPE_NAMES)
+    for flag in ("batch", "step_batch", "image_size", "reps"):
+        if getattr(args, flag) is not None and getattr(args, flag) < 1:
+            ap.error("--{} must be at least 1, got {}".format(flag.replace("_", "-"), getattr(args, flag)))
+    if args.warmup is not None and args.warmup < 0:
+        ap.error("--warmup must be at least 0, got {}".format(args.warmup))
 
     torch = _torch()
     device = args.device
@@ -491,8 +512,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     quick = args.quick
     warmup = args.warmup if args.warmup is not None else (2 if quick or not gpu else 5)
     reps = args.reps if args.reps is not None else (5 if quick else (20 if gpu else 3))
-    dtypes = args.dtypes.split(",") if args.dtypes else (["fp32", "fp16"] if gpu else ["fp32"])
-    names = args.layers.split(",") if args.layers else (QUICK_LAYERS if quick or not gpu else None)
+    dtypes = check_names(ap, "--dtypes", args.dtypes, DTYPE_NAMES) if args.dtypes else (["fp32", "fp16"] if gpu else ["fp32"])
+    names = check_names(ap, "--layers", args.layers, LAYER_NAMES) if args.layers else (QUICK_LAYERS if quick or not gpu else None)
     rows = []
     if args.what in ("layers", "all"):
         batch = args.batch or (32 if gpu and not quick else (8 if gpu else 2))
