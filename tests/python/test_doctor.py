@@ -190,7 +190,7 @@ def test_selftest_timeout_kills_the_child_tree(tmp_path, home):
     # The child starts a grandchild that holds the output pipes: only killing the whole group returns in time.
     child = [sys.executable, "-c", "import subprocess, sys, time; "
              "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); time.sleep(60)"]
-    root = fx.make("nogpu", str(tmp_path / "t"))
+    root = fx.make("rx5600xt", str(tmp_path / "t"))  # a GPU machine: the advice is about a hung GPU job
     start = time.monotonic()
     code, data = doctor_json(root, home, "--selftest", "--timeout", "2",
                              GEMMCONV_DOCTOR_SELFTEST_CMD=json.dumps(child))
