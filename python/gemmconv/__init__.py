@@ -259,8 +259,9 @@ def stats() -> Dict[str, Dict[str, int]]:
      "backward_bias": {"bias_reduce": 12, "total": 12}}; every pass has a "total".
 
     The keys are the solvers of solver_names() plus the plan kinds of PLAN_KINDS, which are not solvers:
-    "bias_reduce" computes every bias gradient (a reduction, no GEMM), and "empty" counts problems with
-    nothing to compute (a batch of zero samples); neither can be disabled."""
+    "bias_reduce" computes every bias gradient (a reduction, no GEMM); "empty" is the engine's plan for a
+    batch of zero samples (nothing to compute). Neither can be disabled. Through PyTorch, empty tensors are
+    answered before the engine is called, so "empty" shows in gemmconv-driver and the C++ API, not here."""
     ext = _loaded()
     raw = ext.stats() if ext is not None else {}
     out: Dict[str, Dict[str, int]] = {}
