@@ -137,3 +137,28 @@ def test_routes_capture_when_present(tmp_path, home):
     proc = subprocess.run([sys.executable, "-c", code, "--help"], cwd=home, env=fx.clean_env(home),
                           stdout=subprocess.PIPE, universal_newlines=True, timeout=60)
     assert re.search(r"^\s+capture\s+copy this machine's facts", proc.stdout, re.M), proc.stdout
+
+
+def test_build_ext_uses_the_active_venv(tmp_path):
+    """scripts/build_ext.sh builds for $VIRTUAL_ENV/bin/python when a virtual environment is active (PYTHON unset)."""
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    log = tmp_path / "called"
+    fake = venv / "bin" / "python"
+    fake.write_text("#!/bin/sh\necho \"$0 $*\" > {}\n".format(log))
+    fake.chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHON", "VIRTUAL_ENV")}
+    env["VIRTUAL_ENV"] = str(venv)
+    proc = subprocess.run(["bash", os.path.join(fx.REPO, "scripts", "build_ext.sh")], cwd=str(tmp_path), env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, timeout=60)
+    assert log.exists(), proc.stderr
+    assert log.read_text().strip() == "{} setup.py build_ext --inplace".format(fake)
+    assert "building for the active virtual environment" in proc.stderr
+    # PYTHON still wins over the venv.
+    other = tmp_path / "other-python"
+    other.write_text("#!/bin/sh\necho \"other $*\" > {}\n".format(log))
+    other.chmod(0o755)
+    env["PYTHON"] = str(other)
+    subprocess.run(["bash", os.path.join(fx.REPO, "scripts", "build_ext.sh")], cwd=str(tmp_path), env=env,
+                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+    assert log.read_text().startswith("other setup.py")
