@@ -13,7 +13,8 @@ import re
 import shutil
 import subprocess
 import sys
-from typing import Any, Dict, List, Optional
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Dict, List, Optional, Tuple
 
 from .sysfs import read_rocm, read_text, under
 
@@ -55,6 +56,12 @@ def compiler_version(name: str) -> Dict[str, Optional[str]]:
         path = candidate if os.access(candidate, os.X_OK) else None
     if path is None:
         return {"path": None, "version": None}
+    if name == "hipcc":
+        # `hipcc --version` is a script that enumerates GPUs first (15 s on a machine without one); the
+        # version file it prints from answers at once.
+        version = _hip_version_file(path)
+        if version:
+            return {"path": path, "version": version}
     out = _run([path, "--version"]) or ""
     version = None
     for line in out.splitlines():
@@ -69,6 +76,24 @@ def compiler_version(name: str) -> Dict[str, Optional[str]]:
             version = line  # g++/c++: the first line, e.g. "g++ (Debian 12.2.0-14) 12.2.0"
             break
     return {"path": path, "version": version}
+
+
+def _hip_version_file(hipcc: str) -> Optional[str]:
+    """HIP's version as hipcc prints it ("5.2.21153-0"), from the file next to it (ROCm: bin/.hipVersion) or the
+    distribution's (Debian: /usr/share/hip/version)."""
+    real = os.path.dirname(os.path.realpath(hipcc))
+    for path in (os.path.join(real, ".hipVersion"), os.path.join(os.path.dirname(real), "share", "hip", "version")):
+        fields = {}
+        for line in (read_text(path) or "").splitlines():
+            if "=" in line and not line.startswith("#"):
+                key, _, value = line.partition("=")
+                fields[key.strip()] = value.strip()
+        if "HIP_VERSION_MAJOR" in fields:
+            version = ".".join(fields.get(k, "0") for k in ("HIP_VERSION_MAJOR", "HIP_VERSION_MINOR",
+                                                              "HIP_VERSION_PATCH"))
+            githash = fields.get("HIP_VERSION_GITHASH", "")
+            return version + "-" + (githash or "0")
+    return None
 
 
 def _header_version(root: str, rocm_path: Optional[str], headers: List[str], prefix: str) -> Optional[str]:
@@ -88,13 +113,28 @@ def _header_version(root: str, rocm_path: Optional[str], headers: List[str], pre
     return None
 
 
-def _package_version(names: List[str]) -> Optional[str]:
+def _installed_packages(names: List[str]) -> Dict[str, str]:
+    """{package: version} for those of `names` the distribution has installed, in one dpkg-query."""
     if not shutil.which("dpkg-query"):
-        return None
+        return {}
+    try:
+        proc = subprocess.run(["dpkg-query", "-W", "-f", "${Package} ${Version} ${db:Status-Abbrev}\\n"] + names,
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+                              timeout=COMMAND_TIMEOUT, universal_newlines=True)
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    found = {}
+    for line in proc.stdout.splitlines():  # exit 1 when some are unknown; the others are still listed
+        parts = line.split()
+        if len(parts) >= 3 and parts[2].startswith("ii"):
+            found[parts[0].split(":")[0]] = parts[1]
+    return found
+
+
+def _package_version(names: List[str], installed: Dict[str, str]) -> Optional[str]:
     for name in names:
-        out = _run(["dpkg-query", "-W", "-f", "${Version}", name])
-        if out and out.strip():
-            return "{} {} (distribution package)".format(name, out.strip())
+        if name in installed:
+            return "{} {} (distribution package)".format(name, installed[name])
     return None
 
 
@@ -134,6 +174,12 @@ def _os_name(root: str) -> Optional[str]:
     return None
 
 
+def _compilers(names: Tuple[str, ...]) -> Dict[str, Dict[str, Optional[str]]]:
+    """compiler_version() of each, asked at the same time: the doctor waits for the slowest, not the sum."""
+    with ThreadPoolExecutor(max_workers=len(names)) as pool:
+        return dict(zip(names, pool.map(compiler_version, names)))
+
+
 def collect(sysroot: str = "/") -> Dict[str, Any]:
     """Software facts. With a captured `sysroot`, the OS and ROCm come from that tree; gemmconv, Python, the
     compilers and the torch packages can only come from the machine running the doctor, and "local" lists
@@ -156,7 +202,7 @@ def collect(sysroot: str = "/") -> Dict[str, Any]:
                    "venv": sys.prefix if sys.prefix != getattr(sys, "base_prefix", sys.prefix) else None},
         "os": {"name": _os_name(sysroot), "kernel": read_text(under(sysroot, "/proc/sys/kernel/osrelease")),
                "machine": platform.machine() if local else None},
-        "compilers": {name: compiler_version(name) for name in ("g++", "hipcc", "nvcc")},
+        "compilers": _compilers(("g++", "hipcc", "nvcc")),
     }  # type: Dict[str, Any]
     if info["os"]["kernel"]:
         info["os"]["kernel"] = info["os"]["kernel"].strip()
@@ -166,16 +212,17 @@ def collect(sysroot: str = "/") -> Dict[str, Any]:
     rocm_version, rocm_path = read_rocm(sysroot)
     rocm = {"version": rocm_version, "path": rocm_path}  # type: Dict[str, Any]
     torch_dir = _module_dir("torch")
+    installed = _installed_packages([n for names in _PACKAGES.values() for n in names]) if local else {}
     for lib, (headers, prefix) in _VERSION_HEADERS.items():
         version = _header_version(sysroot, rocm_path, headers, prefix)
         if version:
             rocm[lib] = "{} ({})".format(version, rocm_path)
         elif local:
-            rocm[lib] = _package_version(_PACKAGES[lib])
+            rocm[lib] = _package_version(_PACKAGES[lib], installed)
         else:
             rocm[lib] = None
     if local and not rocm_version:
-        rocm["HIP runtime"] = _package_version(_PACKAGES["HIP runtime"])
+        rocm["HIP runtime"] = _package_version(_PACKAGES["HIP runtime"], installed)
     if local:
         rocm["torch bundles"] = [b for b in (_bundled(torch_dir, "libMIOpen*.so*"),
                                              _bundled(torch_dir, "librocblas*.so*")) if b]
