@@ -27,7 +27,9 @@ def rel(pattern):
 
 def cpu_sources():
     return (
-        rel("src/core/*.cpp")
+        rel("src/base/*.cpp")
+        + rel("src/configs/*.cpp")
+        + rel("src/engine/*.cpp")
         + rel("src/kernels/*.cpp")
         + rel("src/solvers/*.cpp")
         + rel("src/solvers/*/*.cpp")

@@ -51,7 +51,8 @@ if wants doctor; then
 fi
 if wants bench; then
   step "bench profile-check" 120 "$OUT/bench.log" "$PYTHON" -m gemmconv bench --profile-check
-  step "bench layers+step" 300 "$OUT/bench.log" "$PYTHON" -m gemmconv bench --what all --out "$OUT/bench.md"
+  step "bench layers+steps" 480 "$OUT/bench.log" "$PYTHON" -m gemmconv bench --what all --out "$OUT/bench.md" \
+    --json "$OUT/bench.json" --png "$OUT/bench.png" --budget-s 420
 fi
 
 echo "================ details ================"

@@ -11,6 +11,7 @@ from ._cli import version_line
 COMMANDS = {
     "doctor": "gemmconv.diagnosis.doctor:main",
     "install": "gemmconv.activation.installer:main",
+    "capture": "gemmconv.diagnosis.capture:main",
 }  # type: Dict[str, str]
 
 # Commands whose module may be absent from a build; listed only when it imports.

@@ -191,15 +191,19 @@ def test_uninstall_keeps_files_edited_since(tmp_path, machine, home):
 
 
 @pytest.mark.parametrize("venv", [False, True])
-def test_user_scope_site_dir_is_the_one_this_interpreter_reads(monkeypatch, venv):
+def test_scopes_and_their_site_dirs(monkeypatch, venv):
     from gemmconv.activation import installer as inst
     monkeypatch.setattr(sys, "prefix", sys.base_prefix + ("-venv" if venv else ""))
-    want = sysconfig.get_paths()["purelib"] if venv else site.getusersitepackages()
-    assert inst.make_target("user").site_dir == want
-    assert inst.make_target("user", home=os.path.expanduser("~")).site_dir == want  # --home ~ is no --home
-    # Another home, or another root, is another machine's user: its user site, whatever runs the install.
+    # user scope is the user's, wherever install runs: a venv's files are the venv scope's.
+    assert inst.make_target("user").site_dir == site.getusersitepackages()
+    assert inst.make_target("user", home=os.path.expanduser("~")).site_dir == site.getusersitepackages()
     other = inst.make_target("user", root="/srv/img", home="/home/u").site_dir
     assert other.startswith("/home/u/.local/lib/python") and other.endswith("site-packages")
+    v = inst.make_target("venv", venv="/srv/envs/a")
+    assert v.config_dir == "/srv/envs/a/etc/gemmconv" and v.site_dir.startswith("/srv/envs/a/lib/python")
+    if venv:
+        here = inst.make_target("venv")
+        assert here.venv == sys.prefix and here.site_dir == sysconfig.get_paths()["purelib"]
 
 
 # ---- activation in fresh interpreters ----

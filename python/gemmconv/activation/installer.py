@@ -1,4 +1,4 @@
-"""`python -m gemmconv install`: write, or remove, the files that activate gemmconv for every program.
+"""`python -m gemmconv install`: write, or remove, the files that activate gemmconv for the programs of one scope.
 
 Files written (paths as the target machine sees them; with --root DIR each lies at DIR/<path>):
   system scope: /etc/gemmconv/activate, /etc/profile.d/gemmconv.sh and /etc/environment.d/gemmconv.conf (only
@@ -7,8 +7,17 @@ Files written (paths as the target machine sees them; with --root DIR each lies 
   user scope:   ~/.config/gemmconv/activate, ~/.config/gemmconv/env.sh, ~/.config/environment.d/gemmconv.conf and
                 a marked block in ~/.profile that sources env.sh (the last three only when an override is needed),
                 <user site-packages>/gemmconv-activate.pth + _gemmconv_hook.py, ~/.config/gemmconv/install-manifest.json
+  venv scope:   <venv>/etc/gemmconv/activate, <venv>/etc/gemmconv/env.sh and a marked block in <venv>/bin/activate
+                that sources it (only when an override is needed), <venv's site-packages>/gemmconv-activate.pth +
+                _gemmconv_hook.py, <venv>/etc/gemmconv/install-manifest.json
 The manifest lists every file written (with the content it replaced, if any), every block appended and every
-directory created, so that --uninstall removes exactly that. Kernel, driver, udev and services are never touched.
+directory created, so that --uninstall removes exactly that. Each scope (and each venv) has its own manifest, so
+installing one never touches another. Kernel, driver, udev and services are never touched.
+
+Transactions: install (and uninstall) first checks that every path it will write is writable, then writes the
+manifest of the planned state (marked incomplete), then applies the changes one by one; if one fails, everything
+already written is put back as it was, and the command exits 1 naming the path and the permission it lacked.
+Files are read and written as bytes (undecodable bytes survive unchanged), so a ~/.profile in latin-1 is safe.
 """
 
 import argparse
@@ -18,6 +27,8 @@ import os
 import site
 import sys
 import sysconfig
+import errno
+import stat
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -29,6 +40,8 @@ HOOK_NAME = "_gemmconv_hook.py"
 MANIFEST_NAME = "install-manifest.json"
 BLOCK_BEGIN = "# >>> gemmconv >>>"
 BLOCK_END = "# <<< gemmconv <<<"
+SCOPES = ("user", "system", "venv")
+MANIFEST_FORMAT = 2
 HEADER = "Written by `python -m gemmconv install`; `python -m gemmconv install --uninstall` removes it."
 
 
@@ -39,6 +52,7 @@ class Target:
     home: str
     config_dir: str  # gemmconv's own config directory, as the target machine sees it
     site_dir: str
+    venv: str = ""  # venv scope: the environment's prefix
 
     def host(self, path: str) -> str:
         return under(self.root, path)
@@ -60,43 +74,54 @@ class Change:
 
 
 def _sha(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    """Of the bytes as they are on disk, undecodable ones included."""
+    return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
 
 
 def _read(path: str) -> Optional[str]:
+    """The file's text, with bytes that are not UTF-8 kept as surrogate escapes (written back unchanged)."""
     try:
-        with open(path, "r", encoding="utf-8", newline="") as f:
-            return f.read()
+        with open(path, "rb") as f:
+            return f.read().decode("utf-8", "surrogateescape")
     except OSError:
         return None
 
 
-def _user_site(home: str, home_given: bool, root: str) -> str:
+def _user_site(home: str, home_given: bool) -> str:
+    """The user site-packages a system interpreter of this Python version reads for the user with this home."""
     real_home = os.path.expanduser("~")
     user_site = site.getusersitepackages()
-    own_home = not home_given or os.path.realpath(home) == os.path.realpath(real_home)
-    if own_home and root == "/" and sys.prefix != getattr(sys, "base_prefix", sys.prefix):
-        # A venv does not read the user site; the venv belongs to the user, so the hook goes there. `--home ~` is
-        # the same request as no --home.
-        return sysconfig.get_paths()["purelib"]
-    if not home_given:
+    if not home_given or os.path.realpath(home) == os.path.realpath(real_home):
         return user_site
     if user_site.startswith(real_home + os.sep):
         return home + user_site[len(real_home):]
     return os.path.join(home, ".local", "lib", "python{}.{}".format(*sys.version_info[:2]), "site-packages")
 
 
-def make_target(scope: str, root: str = "/", home: Optional[str] = None) -> Target:
+def in_venv() -> bool:
+    return sys.prefix != getattr(sys, "base_prefix", sys.prefix)
+
+
+def venv_site_dir(prefix: str) -> str:
+    if os.path.realpath(prefix) == os.path.realpath(sys.prefix) and in_venv():
+        return sysconfig.get_paths()["purelib"]
+    return os.path.join(prefix, "lib", "python{}.{}".format(*sys.version_info[:2]), "site-packages")
+
+
+def make_target(scope: str, root: str = "/", home: Optional[str] = None, venv: Optional[str] = None) -> Target:
     root = os.path.abspath(root)
     if scope == "system":
         return Target(root, scope, "", os.path.dirname(SYSTEM_CONFIG), sysconfig.get_paths()["purelib"])
+    if scope == "venv":
+        prefix = os.path.abspath(venv or sys.prefix)
+        return Target(root, scope, "", os.path.join(prefix, "etc", "gemmconv"), venv_site_dir(prefix), prefix)
     home_given = home is not None
     home = os.path.abspath(home if home_given else os.path.expanduser("~"))
     if home_given:
         config_dir = os.path.join(home, ".config", "gemmconv")
     else:
         config_dir = user_config_dir()
-    return Target(root, scope, home, config_dir, _user_site(home, home_given, root))
+    return Target(root, scope, home, config_dir, _user_site(home, home_given))
 
 
 def _hook_source() -> str:
@@ -114,6 +139,11 @@ def _env_comment(report: Any) -> List[str]:
                 gpu.physical_arch, gpu.pci_address or "?", gpu.kfd_node,
                 arch_from_override(gpu.recommended_override), whose, gpu.physical_arch))
     return lines
+
+
+def _block(env_sh: str) -> str:
+    return ("{} (python -m gemmconv install; undo with --uninstall)\n"
+            "[ -r \"{}\" ] && . \"{}\"\n{}\n".format(BLOCK_BEGIN, env_sh, env_sh, BLOCK_END))
 
 
 def build_plan(target: Target, policy: str, report: Any) -> Plan:
@@ -134,15 +164,18 @@ def build_plan(target: Target, policy: str, report: Any) -> Plan:
         if target.scope == "system":
             plan.files["/etc/profile.d/gemmconv.sh"] = sh
             plan.files["/etc/environment.d/gemmconv.conf"] = conf
+        elif target.scope == "venv":
+            # The environment's own activate script sources it: the override reaches shells that activate it.
+            env_sh = os.path.join(cfg, "env.sh")
+            plan.files[env_sh] = sh
+            plan.blocks[os.path.join(target.venv, "bin", "activate")] = _block(env_sh)
         else:
             env_sh = os.path.join(cfg, "env.sh")
             plan.files[env_sh] = sh
             plan.files[os.path.join(os.path.dirname(cfg), "environment.d", "gemmconv.conf")] = conf
             # environment.d reaches the systemd user manager and desktop sessions, not login shells on a tty or
             # over ssh: those read ~/.profile.
-            plan.blocks[os.path.join(target.home, ".profile")] = (
-                "{} (python -m gemmconv install; undo with --uninstall)\n"
-                "[ -r \"{}\" ] && . \"{}\"\n{}\n".format(BLOCK_BEGIN, env_sh, env_sh, BLOCK_END))
+            plan.blocks[os.path.join(target.home, ".profile")] = _block(env_sh)
             for other in (".bash_profile", ".bash_login"):
                 if os.path.exists(target.host(os.path.join(target.home, other))):
                     plan.notes.append("~/{} exists, so bash login shells skip ~/.profile: add `. {}` to it "
@@ -154,15 +187,82 @@ def _manifest_path(target: Target) -> str:
     return os.path.join(target.config_dir, MANIFEST_NAME)
 
 
-def load_manifest(target: Target) -> Optional[Dict[str, Any]]:
-    text = _read(target.host(_manifest_path(target)))
-    if text is None:
+class InstallError(Exception):
+    """A failure install or uninstall explains in one message; the tree is as it was before the command."""
+
+
+def check_manifest(data: Any) -> Optional[str]:
+    """What is wrong with a parsed manifest, or None when install and uninstall can trust it."""
+    if not isinstance(data, dict):
+        return "the top level is {}, not an object".format(type(data).__name__)
+
+    def paths_of(key: str, kind: type) -> Optional[str]:
+        value = data.get(key, kind())
+        if not isinstance(value, kind):
+            return "{!r} is {}, not {}".format(key, type(value).__name__, "an object" if kind is dict else "a list")
+        for item in (value if kind is list else value.keys()):
+            if not isinstance(item, str) or not item.startswith("/") or "\0" in item:
+                return "{!r} holds {!r}, not an absolute path".format(key, item)
         return None
+
+    for key, kind in (("files", dict), ("blocks", dict), ("dirs", list)):
+        problem = paths_of(key, kind)
+        if problem:
+            return problem
+    for path, info in data.get("files", {}).items():
+        if not isinstance(info, dict) or not isinstance(info.get("sha256"), str):
+            return "files[{!r}] is {!r}, not an object with a sha256 string".format(path, info)
+        if info.get("original") is not None and not isinstance(info["original"], str):
+            return "files[{!r}].original is {}, not text".format(path, type(info["original"]).__name__)
+    for path, info in data.get("blocks", {}).items():
+        if not isinstance(info, dict):
+            return "blocks[{!r}] is {!r}, not an object".format(path, info)
+        for key in ("block", "text"):
+            if not isinstance(info.get(key), str) or not info.get(key):
+                return "blocks[{!r}] has no {!r} text".format(path, key)
+        if not isinstance(info.get("created_file", False), bool):
+            return "blocks[{!r}].created_file is not true or false".format(path)
+    for key in ("scope", "policy"):
+        if key in data and not isinstance(data[key], str):
+            return "{!r} is {}, not text".format(key, type(data[key]).__name__)
+    return None
+
+
+def load_manifest(target: Target) -> Tuple[Optional[Dict[str, Any]], Optional[str]]:
+    """(manifest, None); (None, None) when there is none; (None, what is wrong) when it cannot be trusted."""
+    host = target.host(_manifest_path(target))
+    if not os.path.lexists(host):
+        return None, None
     try:
-        data = json.loads(text)
-    except ValueError:
+        st = os.stat(host)
+        if not stat.S_ISREG(st.st_mode):
+            return None, "it is not a regular file"
+        if st.st_size > (64 << 20):
+            return None, "it is {} bytes long".format(st.st_size)
+        with open(host, "rb") as f:
+            raw = f.read()
+    except OSError as exc:
+        return None, "it cannot be read ({})".format(exc.strerror or exc)
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        return None, "it is not JSON ({})".format(str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__)
+    problem = check_manifest(data)
+    return (None, problem) if problem else (data, None)
+
+
+def _marked_block(text: str) -> Optional[str]:
+    """The last block between gemmconv's markers in `text` (markers and final newline included), if any."""
+    end = text.rfind(BLOCK_END)
+    if end < 0:
         return None
-    return data if isinstance(data, dict) else None
+    begin = text.rfind(BLOCK_BEGIN, 0, end)
+    if begin < 0 or (begin > 0 and text[begin - 1] != "\n"):
+        return None
+    stop = end + len(BLOCK_END)
+    if text[stop:stop + 1] == "\n":
+        stop += 1
+    return text[begin:stop]
 
 
 def _missing_dirs(target: Target, path: str) -> List[str]:
@@ -222,6 +322,14 @@ def plan_changes(target: Target, plan: Plan, policy: str,
                 continue
             changes.append(Change("remove-block", path, prev["text"]))
             text = _strip_block(text, prev["text"])
+        else:
+            found = _marked_block(text)  # a block whose manifest entry is lost (or was edited): ours, by its marks
+            if found is not None and found == block:
+                blocks[path] = {"block": block, "text": found, "created_file": False}
+                continue
+            if found is not None:
+                changes.append(Change("remove-block", path, found))
+                text = _strip_block(text, found)
         appended = ("\n" if text and not text.endswith("\n") else "") + block
         blocks[path] = {"block": block, "text": appended,
                         "created_file": prev["created_file"] if prev else current is None}
@@ -229,7 +337,7 @@ def plan_changes(target: Target, plan: Plan, policy: str,
     for path, prev in sorted(old_blocks.items()):
         if path not in plan.blocks:
             changes.append(Change("remove-block", path, prev["text"]))
-    manifest = {"format": 1, "scope": target.scope, "policy": policy, "env": plan.env, "files": files,
+    manifest = {"format": 1, "complete": True, "scope": target.scope, "policy": policy, "env": plan.env, "files": files,
                 "blocks": blocks, "dirs": dirs}
     text = json.dumps(manifest, indent=2, sort_keys=True) + "\n"
     current = _read(target.host(manifest_path))
@@ -240,11 +348,14 @@ def plan_changes(target: Target, plan: Plan, policy: str,
 
 def plan_uninstall(target: Target, manifest: Dict[str, Any]) -> Tuple[List[Change], List[str]]:
     changes, warnings = [], []  # type: List[Change], List[str]
+    interrupted = manifest.get("complete") is False  # an install that stopped part way: some files never came
     for path, info in sorted(manifest.get("files", {}).items()):
         current = _read(target.host(path))
         if current is None:
             continue
         if _sha(current) != info.get("sha256"):
+            if interrupted:
+                continue
             warnings.append("{} changed since it was installed; left in place.".format(path))
             continue
         original = info.get("original")
@@ -252,7 +363,7 @@ def plan_uninstall(target: Target, manifest: Dict[str, Any]) -> Tuple[List[Chang
     for path, info in sorted(manifest.get("blocks", {}).items()):
         current = _read(target.host(path))
         if current is None or info["text"] not in current:
-            if current is not None:
+            if current is not None and not interrupted:
                 warnings.append("the gemmconv block in {} was edited; remove it by hand.".format(path))
             continue
         changes.append(Change("remove-block", path, info["text"]))
@@ -260,29 +371,150 @@ def plan_uninstall(target: Target, manifest: Dict[str, Any]) -> Tuple[List[Chang
     return changes, warnings
 
 
-def _write(path: str, content: str) -> None:
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "w", encoding="utf-8", newline="") as f:
-        f.write(content)
+def _encode(text: str) -> bytes:
+    return text.encode("utf-8", "surrogateescape")
 
 
-def apply(target: Target, changes: List[Change], manifest: Optional[Dict[str, Any]]) -> None:
+def _permission_problem(host: str, removing: bool = False) -> Optional[str]:
+    """Why this process could not create, replace or remove `host`; None when it can."""
+    if os.path.lexists(host) and not removing:
+        if os.path.isdir(host) and not os.path.islink(host):
+            return "{} is a directory".format(host)
+        if not os.access(host, os.W_OK):
+            return "{}: no write permission on the file".format(host)
+        return None
+    d = os.path.dirname(host)
+    while not os.path.isdir(d):
+        if os.path.lexists(d):
+            return "{}: {} is not a directory".format(host, d)
+        parent = os.path.dirname(d)
+        if parent == d:
+            break
+        d = parent
+    if not os.access(d, os.W_OK | os.X_OK):
+        return "{}: no write permission on the directory {}".format(host, d)
+    return None
+
+
+def preflight(target: Target, changes: List[Change]) -> List[str]:
+    """Every path among `changes` that this process cannot write, with the permission it lacks."""
+    problems = []
     for ch in changes:
-        host = target.host(ch.path)
-        if ch.action in ("create", "replace", "restore"):
-            _write(host, ch.content or "")
-        elif ch.action == "remove":
-            if os.path.lexists(host):
-                os.remove(host)
-        elif ch.action == "append-block":
-            _write(host, (_read(host) or "") + (ch.content or ""))
-        elif ch.action == "remove-block":
-            text = _strip_block(_read(host) or "", ch.content or "")
-            info = (manifest or {}).get("blocks", {}).get(ch.path, {})
-            if text == "" and info.get("created_file"):
-                os.remove(host)
-            else:
-                _write(host, text)
+        problem = _permission_problem(target.host(ch.path), removing=ch.action == "remove")
+        if problem and problem not in problems:
+            problems.append(problem)
+    return problems
+
+
+def _describe(exc: OSError) -> str:
+    path = exc.filename or "?"
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        what = "the file" if os.path.lexists(path) else "the directory " + os.path.dirname(path)
+        return "{}: permission denied (no write permission on {})".format(path, what)
+    if exc.errno == errno.EROFS:
+        return "{}: read-only file system".format(path)
+    return "{}: {}".format(path, exc.strerror or exc)
+
+
+class _Transaction:
+    """Writes that can be undone: the first time a path is touched, its bytes (or absence) are kept."""
+
+    def __init__(self) -> None:
+        self.saved = []  # type: List[Tuple[str, Optional[bytes]]]
+        self.seen = set()  # type: set
+        self.made_dirs = []  # type: List[str]
+
+    def _keep(self, host: str) -> None:
+        if host in self.seen:
+            return
+        self.seen.add(host)
+        if os.path.lexists(host):
+            with open(host, "rb") as f:
+                self.saved.append((host, f.read()))
+        else:
+            self.saved.append((host, None))
+
+    def _makedirs(self, d: str) -> None:
+        missing = []
+        while not os.path.isdir(d):
+            missing.append(d)
+            parent = os.path.dirname(d)
+            if parent == d:
+                break
+            d = parent
+        for m in reversed(missing):
+            os.mkdir(m)
+            self.made_dirs.append(m)
+
+    def write(self, host: str, text: str) -> None:
+        self._keep(host)
+        self._makedirs(os.path.dirname(host))
+        with open(host, "wb") as f:
+            f.write(_encode(text))
+
+    def remove(self, host: str) -> None:
+        if os.path.lexists(host):
+            self._keep(host)
+            os.remove(host)
+
+    def rollback(self) -> List[str]:
+        """Puts every touched path back; returns what could not be put back."""
+        failed = []
+        for host, data in reversed(self.saved):
+            try:
+                if data is None:
+                    if os.path.lexists(host):
+                        os.remove(host)
+                else:
+                    with open(host, "wb") as f:
+                        f.write(data)
+            except OSError as exc:
+                failed.append(_describe(exc))
+        for d in reversed(self.made_dirs):
+            try:
+                os.rmdir(d)
+            except OSError:
+                failed.append("{}: directory not removed".format(d))
+        return failed
+
+
+def _apply_one(tx: _Transaction, target: Target, ch: Change, manifest: Optional[Dict[str, Any]]) -> None:
+    host = target.host(ch.path)
+    if ch.action in ("create", "replace", "restore"):
+        tx.write(host, ch.content or "")
+    elif ch.action == "remove":
+        tx.remove(host)
+    elif ch.action == "append-block":
+        tx.write(host, (_read(host) or "") + (ch.content or ""))
+    elif ch.action == "remove-block":
+        text = _strip_block(_read(host) or "", ch.content or "")
+        info = (manifest or {}).get("blocks", {}).get(ch.path, {})
+        if text == "" and info.get("created_file"):
+            tx.remove(host)
+        else:
+            tx.write(host, text)
+
+
+def apply(target: Target, changes: List[Change], manifest: Optional[Dict[str, Any]],
+          pending: Optional[str] = None, final: Optional[str] = None) -> None:
+    """Applies `changes` all or nothing. `pending` (install): the manifest text written before anything else, so
+    that an interrupted install leaves a record of every path it meant to write. Raises InstallError, after
+    putting everything back, when a change fails."""
+    tx = _Transaction()
+    done = 0
+    try:
+        if pending is not None:
+            tx.write(target.host(_manifest_path(target)), pending)
+        for ch in changes:
+            _apply_one(tx, target, ch, manifest)
+            done += 1
+        if final is not None:
+            tx.write(target.host(_manifest_path(target)), final)
+    except OSError as exc:
+        left = tx.rollback()
+        raise InstallError("{}; {}".format(
+            _describe(exc), "rolled back: nothing was changed" if not left else
+            "could not put back: " + "; ".join(left))) from None
 
 
 def _remove_dirs(target: Target, dirs: List[str]) -> None:
@@ -313,10 +545,13 @@ def _show(changes: List[Change], dry_run: bool, out: Any) -> None:
 def _parser() -> argparse.ArgumentParser:
     from .._cli import HelpFormatter, add_version
     p = argparse.ArgumentParser(prog="gemmconv install", formatter_class=HelpFormatter,
-                                description="Activate gemmconv for every program that imports torch.")
+                                description="Activate gemmconv for the programs of one scope that import torch.")
     add_version(p)
-    p.add_argument("--scope", choices=("user", "system"), default="user",
-                   help="user: your home and user site-packages; system (as root): /etc and the interpreter's")
+    p.add_argument("--scope", choices=SCOPES, default=None,
+                   help="user: your programs run by the system Python (and venvs that read the user site); "
+                        "venv: the programs of one virtual environment; system: every user's programs run by this "
+                        "Python. Default: venv inside a virtual environment, else user")
+    p.add_argument("--venv", default=None, help="venv scope: the environment's directory (default: the active one)")
     p.add_argument("--policy", choices=POLICIES, default="auto",
                    help="auto: only where the vendor convolution library is known broken")
     p.add_argument("--dry-run", action="store_true", help="show every change, touch nothing")
@@ -340,36 +575,84 @@ def _detect(args: argparse.Namespace) -> Any:
     return detect(sysroot, runtime=runtime)
 
 
+def _traces(target: Target) -> List[str]:
+    """gemmconv's files and marked blocks present in this scope although no manifest records them."""
+    found = [p for p in (os.path.join(target.site_dir, PTH_NAME), os.path.join(target.site_dir, HOOK_NAME),
+                         os.path.join(target.config_dir, "activate"), os.path.join(target.config_dir, "env.sh"))
+             if os.path.lexists(target.host(p))]
+    for rc in ([os.path.join(target.home, ".profile")] if target.scope == "user" else
+               [os.path.join(target.venv, "bin", "activate")] if target.scope == "venv" else []):
+        if _marked_block(_read(target.host(rc)) or "") is not None:
+            found.append(rc + " (marked block)")
+    return found
+
+
+def _scope_of(args: argparse.Namespace) -> str:
+    if args.scope:
+        return args.scope
+    return "venv" if (args.venv or (in_venv() and os.path.abspath(args.root) == "/")) else "user"
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     args = _parser().parse_args(argv)
-    if args.scope == "system" and args.home:
+    args.scope = _scope_of(args)
+    if args.scope != "user" and args.home:
         _parser().error("--home applies to --scope user only")
-    target = make_target(args.scope, args.root, args.home)
+    if args.venv and args.scope != "venv":
+        _parser().error("--venv applies to --scope venv only")
+    if args.scope == "venv":
+        prefix = os.path.abspath(args.venv or sys.prefix)
+        if not args.venv and not in_venv():
+            _parser().error("--scope venv: no virtual environment is active (activate one, or give --venv DIR)")
+        if not os.path.isfile(under(os.path.abspath(args.root), os.path.join(prefix, "pyvenv.cfg"))):
+            _parser().error("--venv {}: not a virtual environment (no pyvenv.cfg)".format(prefix))
+    target = make_target(args.scope, args.root, args.home, args.venv)
     out = sys.stdout
-    old = load_manifest(target)
+    old, damaged = load_manifest(target)
     where = "" if target.root == "/" else ", into {}".format(target.root)
+    label = args.scope + " scope" + (" " + target.venv if target.venv else "")
+    if damaged:
+        host = target.host(_manifest_path(target))
+        sys.stderr.write(
+            "gemmconv: the install manifest {} cannot be trusted: {}. Nothing was changed. What an earlier install "
+            "wrote is unknown, so neither install nor --uninstall acts on it. Move it aside (mv {} {}.bad) and run "
+            "install again: it recognises its own files and marked blocks; --uninstall then removes them.\n".format(
+                host, damaged, host, host))
+        return 1
     if args.uninstall:
         if old is None:
-            out.write("gemmconv: nothing to uninstall ({} scope{}: no manifest at {}).\n".format(
-                args.scope, where, _manifest_path(target)))
+            out.write("gemmconv: nothing to uninstall ({}{}: no manifest at {}).\n".format(
+                label, where, _manifest_path(target)))
+            traces = _traces(target)
+            if traces:
+                out.write("  note: gemmconv files that no manifest records: {}. Run install, then --uninstall, to "
+                          "remove them.\n".format(", ".join(traces)))
             return 0
         changes, warnings = plan_uninstall(target, old)
-        out.write("gemmconv uninstall ({} scope{}):\n".format(args.scope, where))
+        out.write("gemmconv uninstall ({}{}):\n".format(label, where))
         _show(changes, args.dry_run, out)
         for w in warnings:
             out.write("  note: {}\n".format(w))
         if not args.dry_run:
+            problems = preflight(target, changes)
+            if problems:
+                sys.stderr.write("gemmconv: uninstall failed, nothing was changed:\n" + "".join(
+                    "  {}\n".format(p) for p in problems))
+                return 1
             try:
                 apply(target, changes, old)
                 _remove_dirs(target, old.get("dirs", []))
-            except OSError as exc:
+            except InstallError as exc:
                 sys.stderr.write("gemmconv: uninstall failed: {}\n".format(exc))
                 return 1
         return 0
     report = _detect(args)
     plan = build_plan(target, args.policy, report)
     changes, manifest = plan_changes(target, plan, args.policy, old)
-    out.write("gemmconv install ({} scope, policy {}{}):\n".format(args.scope, args.policy, where))
+    out.write("gemmconv install ({}, policy {}{}):\n".format(label, args.policy, where))
+    if args.scope == "user" and target.root == "/" and not args.home and in_venv() and not site.ENABLE_USER_SITE:
+        out.write("  note: this virtual environment does not read the user site-packages, so user scope does not "
+                  "reach it; run install with --scope venv from it.\n")
     if plan.env:
         out.write("  environment: {}\n".format(" ".join("{}={}".format(k, v) for k, v in sorted(plan.env.items()))))
     else:
@@ -390,11 +673,18 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.dry_run:
         out.write("  dry run: nothing was changed.\n")
         return 0
+    hint = " (system scope needs root)" if args.scope == "system" else ""
+    problems = preflight(target, changes)
+    if problems:
+        sys.stderr.write("gemmconv: install failed, nothing was changed{}:\n".format(hint) + "".join(
+            "  {}\n".format(p) for p in problems))
+        return 1
+    final = json.dumps(manifest, indent=2, sort_keys=True) + "\n"
+    pending = json.dumps(dict(manifest, complete=False), indent=2, sort_keys=True) + "\n"
     try:
-        apply(target, changes, old)
-    except OSError as exc:
-        sys.stderr.write("gemmconv: install failed: {}{}\n".format(
-            exc, " (system scope needs root)" if args.scope == "system" else ""))
+        apply(target, changes, old, pending=pending, final=final)
+    except InstallError as exc:
+        sys.stderr.write("gemmconv: install failed: {}{}\n".format(exc, hint))
         return 1
     out.write("  done: {} change(s).".format(len(changes)))
     if plan.env:

@@ -1,64 +1,45 @@
-"""`python -m gemmconv bench`: gemmconv against cuDNN and PyTorch's native fallback, side by side in one run.
+"""`python -m gemmconv bench`: gemmconv against cuDNN (benchmark off and on), PyTorch's fallback and the GEMM floor.
 
 Sections (``--what``):
-  layers   ResNet-50's 3x3 and 1x1 convolutions of each stage at batch 32, plus a grouped and a depthwise layer,
-           forward and forward+backward, fp32 and fp16.
-  step     a torchvision ResNet-50 training step (batch 32, fp32, SGD), ms/step and peak memory.
-Modes on a GPU: ``gemmconv`` (gemmconv on), ``cudnn`` (gemmconv off, cuDNN/MIOpen on), ``native`` (gemmconv off,
-cuDNN off: PyTorch's own fallback, today's workaround on RDNA1). TF32 is off in every mode. Timing: CUDA events,
-warm-up, median of repetitions. Without a GPU a tiny CPU version compares gemmconv's CPU routing with PyTorch's
-own CPU convolution (a smoke run, not a GPU measurement). ``--profile-check`` runs one training step under
-torch.profiler with gemmconv on and lists every convolution kernel or op that did not come from gemmconv.
+  layers   per layer set (--sets; see layersets.py) and dtype, every pass timed on its own (forward, backward_data,
+           backward_weight through aten::convolution_backward) plus fwd+bwd through autograd.
+  steps    model training steps: ResNet-50 fp32 and AMP (torch.autocast fp16), MobileNetV2, a small UNet with a
+           transposed-convolution decoder; ms/step, first step, peak memory.
+Modes on a GPU: ``gemmconv``; ``cudnn`` (gemmconv off, cudnn.benchmark off); ``cudnn_bm`` (cudnn.benchmark on);
+``native`` (gemmconv off, cuDNN off: PyTorch's own fallback, today's workaround on RDNA1); plus ``floor``, the time of
+torch.matmul/bmm of each pass's implicit-GEMM shape in the same dtype. fp32 runs with TF32 off everywhere (dtype
+``tf32`` turns it on for every mode and the floor). Timing: warm-up calls, then samples of back-to-back calls (CUDA
+events on a GPU) until --min-time-ms of samples or --reps samples, median. Without a GPU a small CPU version compares
+gemmconv's CPU routing with PyTorch's own CPU convolution (a smoke run, not a measurement). ``--profile-check`` runs
+one ResNet-50 training step under torch.profiler with gemmconv on and lists every convolution kernel or op that did
+not come from gemmconv.
 """
 
 import argparse
 import contextlib
 import copy
 import csv
+import gc
 import io
+import math
 import os
 import re
 import statistics
 import sys
+import tempfile
 import time
+import warnings
 from typing import Dict, List, Optional
 
-from .._cli import HelpFormatter, add_version, check_names
+from . import report
+from .layersets import (LAYER_SETS, PASSES, Conv, conv, conv_flops, gemm_flops, gemm_shapes, output_size,
+                        parse_sets, problem_key, scaled, select_layers)
 
 DIRECTIONS = ("forward", "backward_data", "backward_weight", "backward_bias")
-
-# name, C, K, H(=W), R(=S), stride, padding, groups: the input is N x C x H x H.
-RESNET50_LAYERS = [
-    ("stem_7x7_s2", 3, 64, 224, 7, 2, 3, 1),
-    ("s1_1x1_64_64", 64, 64, 56, 1, 1, 0, 1),
-    ("s1_3x3_64", 64, 64, 56, 3, 1, 1, 1),
-    ("s1_1x1_64_256", 64, 256, 56, 1, 1, 0, 1),
-    ("s1_1x1_256_64", 256, 64, 56, 1, 1, 0, 1),
-    ("s2_3x3_128_s2", 128, 128, 56, 3, 2, 1, 1),
-    ("s2_3x3_128", 128, 128, 28, 3, 1, 1, 1),
-    ("s2_1x1_128_512", 128, 512, 28, 1, 1, 0, 1),
-    ("s2_1x1_512_128", 512, 128, 28, 1, 1, 0, 1),
-    ("s3_3x3_256", 256, 256, 14, 3, 1, 1, 1),
-    ("s3_1x1_256_1024", 256, 1024, 14, 1, 1, 0, 1),
-    ("s3_1x1_1024_256", 1024, 256, 14, 1, 1, 0, 1),
-    ("s4_3x3_512", 512, 512, 7, 3, 1, 1, 1),
-    ("s4_1x1_512_2048", 512, 2048, 7, 1, 1, 0, 1),
-    ("s4_1x1_2048_512", 2048, 512, 7, 1, 1, 0, 1),
-    ("grouped_3x3_256_g32", 256, 256, 28, 3, 1, 1, 32),
-    ("depthwise_3x3_256", 256, 256, 28, 3, 1, 1, 256),
-]
-LAYER_NAMES = [layer[0] for layer in RESNET50_LAYERS]
-DTYPE_NAMES = ["fp32", "fp16", "bf16"]
-QUICK_LAYERS = ["s1_3x3_64", "s2_1x1_512_128", "s3_3x3_256", "grouped_3x3_256_g32", "depthwise_3x3_256"]
-
-GPU_MODES = ("gemmconv", "cudnn", "native")
-CPU_MODES = ("gemmconv", "pytorch")
-MODE_LABELS = {
-    "gemmconv": "gemmconv",
-    "cudnn": "cuDNN (vendor library)",
-    "native": "PyTorch native fallback (cudnn off)",
-    "pytorch": "PyTorch's own CPU conv",
-}
+DTYPES = ("fp32", "fp16", "bf16", "tf32")
+MODELS = ("resnet50", "resnet50-amp", "mobilenetv2", "unet")
+GPU_MODES = report.GPU_MODES
+CPU_MODES = report.CPU_MODES
 
 # Kernels and ops that mean a convolution ran somewhere other than gemmconv.
 _FOREIGN_KERNEL = re.compile(r"cudnn|miopen|implicit_gemm|conv(?!er)|winograd|fprop|dgrad|wgrad", re.I)
@@ -80,56 +61,158 @@ def _gemmconv():
     return gemmconv
 
 
+def _torch_dtype(name: str):
+    torch = _torch()
+    return {"fp32": torch.float32, "tf32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[name]
+
+
+def parse_dtypes(text: Optional[str], gpu: bool) -> List[str]:
+    if text is None:
+        return ["fp32", "fp16"] if gpu else ["fp32"]
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    unknown = [n for n in names if n not in DTYPES]
+    if not names or unknown:
+        raise ValueError("unknown dtype(s): {}; valid dtypes: {}".format(", ".join(unknown) or "(none given)",
+                                                                       ", ".join(DTYPES)))
+    return list(dict.fromkeys(names))
+
+
+def parse_models(text: Optional[str]) -> List[str]:
+    if text is None:
+        return list(MODELS)
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    unknown = [n for n in names if n not in MODELS]
+    if not names or unknown:
+        raise ValueError("unknown model(s): {}; valid models: {}".format(", ".join(unknown) or "(none given)",
+                                                                       ", ".join(MODELS)))
+    return list(dict.fromkeys(names))
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Modes and timing
 
 
+def _set_tf32(torch, on: bool) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch >= 2.9 suggests its fp32_precision settings; these still apply
+        torch.backends.cudnn.allow_tf32 = on
+        torch.backends.cuda.matmul.allow_tf32 = on
+
+
 @contextlib.contextmanager
-def mode(name: str, device: str):
-    """Switch to one comparison mode for the block. TF32 stays off throughout; flags are restored after."""
+def mode(name: str, device: str, tf32: bool = False):
+    """Switch to one comparison mode for the block; TF32 as given (off unless the dtype is tf32). The flags are
+    restored after."""
     torch = _torch()
-    gc = _gemmconv()
-    saved = (torch.backends.cudnn.enabled, torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
-    torch.backends.cudnn.allow_tf32 = False
-    torch.backends.cuda.matmul.allow_tf32 = False
+    gc_ = _gemmconv()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        saved = (torch.backends.cudnn.enabled, torch.backends.cudnn.benchmark, torch.backends.cudnn.allow_tf32,
+                 torch.backends.cuda.matmul.allow_tf32)
+    _set_tf32(torch, tf32)
     try:
+        torch.backends.cudnn.benchmark = name == "cudnn_bm"
         if name == "gemmconv":
-            gc.enable(device_types=(device,))
+            gc_.enable(device_types=(device,))
         else:
-            gc.disable(None)
-            if name == "cudnn":
+            gc_.disable(None)
+            if name in ("cudnn", "cudnn_bm"):
                 torch.backends.cudnn.enabled = True
             elif name == "native":
                 torch.backends.cudnn.enabled = False
         yield
     finally:
-        gc.disable(None)
-        (torch.backends.cudnn.enabled, torch.backends.cudnn.allow_tf32,
-         torch.backends.cuda.matmul.allow_tf32) = saved
+        gc_.disable(None)
+        torch.backends.cudnn.enabled, torch.backends.cudnn.benchmark = saved[0], saved[1]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved[2], saved[3]
 
 
-def time_ms(fn, device: str, warmup: int, reps: int) -> float:
-    """Median milliseconds of `fn` (CUDA events on a GPU, perf_counter on CPU)."""
-    torch = _torch()
-    for _ in range(warmup):
-        fn()
-    times = []
-    if device == "cuda":
-        torch.cuda.synchronize()
-        for _ in range(reps):
+class Timer:
+    """Adaptive timing: `warmup` calls (cut short once they took 4 x min_time_ms), one timed call to size a sample
+    (enough back-to-back calls to last sample_ms), then samples until they add up to min_time_ms and there are at
+    least min_samples of them (2 when one call alone exceeds min_time_ms), or max_samples; the median per call."""
+
+    def __init__(self, device: str, warmup: int = 2, min_time_ms: float = 20.0, max_samples: int = 10,
+                 min_samples: int = 3, sample_ms: float = 0.5, clock=None):
+        self.device = device
+        self.warmup = max(0, int(warmup))
+        self.min_time_ms = float(min_time_ms)
+        self.max_samples = max(1, int(max_samples))
+        self.min_samples = max(1, min(int(min_samples), self.max_samples))
+        self.sample_ms = float(sample_ms)
+        self.clock = clock or time.perf_counter
+
+    def policy(self) -> str:
+        return ("{} warm-up call(s), then samples of back-to-back calls lasting >= {} ms each until {} ms of samples "
+                "and >= {} samples, or {} samples; median per call").format(
+                    self.warmup, self.sample_ms, self.min_time_ms, self.min_samples, self.max_samples)
+
+    def sync(self) -> None:
+        if self.device == "cuda":
+            _torch().cuda.synchronize()
+
+    def first_call(self, fn):
+        """(wall ms, result) of one call, synchronised before and after."""
+        self.sync()
+        t0 = self.clock()
+        out = fn()
+        self.sync()
+        return (self.clock() - t0) * 1e3, out
+
+    def _sample(self, fn, inner: int) -> float:
+        if self.device == "cuda":
+            torch = _torch()
             start = torch.cuda.Event(enable_timing=True)
             end = torch.cuda.Event(enable_timing=True)
             start.record()
-            fn()
+            for _ in range(inner):
+                fn()
             end.record()
             end.synchronize()
-            times.append(start.elapsed_time(end))
-    else:
-        for _ in range(reps):
-            t0 = time.perf_counter()
+            return start.elapsed_time(end)
+        t0 = self.clock()
+        for _ in range(inner):
             fn()
-            times.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(times)
+        return (self.clock() - t0) * 1e3
+
+    def measure(self, fn) -> dict:
+        t0 = self.clock()
+        for i in range(self.warmup):
+            fn()
+            if i and (self.clock() - t0) * 1e3 > 4 * self.min_time_ms:
+                break
+        self.sync()
+        one = max(self._sample(fn, 1), 1e-6)
+        inner = int(min(100, max(1, math.ceil(self.sample_ms / one))))
+        min_samples = 2 if one > self.min_time_ms and self.min_samples > 2 else self.min_samples
+        samples, total = [], 0.0
+        while True:
+            t = self._sample(fn, inner)
+            samples.append(t / inner)
+            total += t
+            if len(samples) >= self.max_samples or (total >= self.min_time_ms and len(samples) >= min_samples):
+                break
+        return {"ms": statistics.median(samples), "samples": len(samples), "inner": inner}
+
+
+def _stats_snapshot() -> Dict[str, Dict[str, int]]:
+    return _gemmconv().stats()
+
+
+def _solvers_between(before, after) -> List[str]:
+    """Solver names whose counters moved between two gemmconv.stats() snapshots; prefixed with the pass when more
+    than one pass moved (fwd+bwd), e.g. ["fwd:im2col_gemm", "bwd_data:im2col_gemm", "bwd_weight:gemm_1x1"]."""
+    moved = []
+    for d in DIRECTIONS:
+        for name, n in (after.get(d) or {}).items():
+            if name != "total" and n - (before.get(d) or {}).get(name, 0) > 0:
+                moved.append((d, name))
+    if len({d for d, _ in moved}) <= 1:
+        return [name for _, name in moved]
+    short = {"forward": "fwd", "backward_data": "bwd_data", "backward_weight": "bwd_weight", "backward_bias": "bias"}
+    return ["{}:{}".format(short[d], name) for d, name in moved]
 
 
 def _totals() -> Dict[str, int]:
@@ -137,105 +220,215 @@ def _totals() -> Dict[str, int]:
     return {d: int((s.get(d) or {}).get("total", 0)) for d in DIRECTIONS}
 
 
+def _free(device: str) -> None:
+    gc.collect()
+    if device == "cuda":
+        _torch().cuda.empty_cache()
+
+
+def _err(e: BaseException) -> str:
+    return "{}: {}".format(type(e).__name__, (str(e).splitlines() or [""])[0][:160])
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Layers
 
 
-def conv_flops(n, c, k, p, q, r, s, groups):
-    """FLOPs of one pass: 2*N*K*P*Q*(C/groups)*R*S."""
-    return 2 * n * k * p * q * (c // groups) * r * s
+def _conv_fn(layer: Conv):
+    F = _torch().nn.functional
+    direct = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
+    transposed = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
+    if layer.transposed:
+        f = transposed[layer.dims]
+        return lambda x, w: f(x, w, None, layer.stride, layer.pad, layer.output_padding, layer.groups,
+                              layer.dilation)
+    f = direct[layer.dims]
+    return lambda x, w: f(x, w, None, layer.stride, layer.pad, layer.dilation, layer.groups)
 
 
-def layer_rows(device: str, dtypes: List[str], batch: int, names: Optional[List[str]], warmup: int, reps: int,
-               scale: int, log) -> List[dict]:
+def layer_tensors(layer: Conv, batch: int, dtype, device: str, seed: int = 0):
+    """Input, weight and output gradient of the layer, drawn on the device (in float32, then cast) with a fixed
+    seed: a big layer's tensors would take seconds to draw on the host."""
     torch = _torch()
-    F = torch.nn.functional
-    modes = GPU_MODES if device == "cuda" else CPU_MODES
+    g = torch.Generator(device=device).manual_seed(seed)
+
+    def randn(*shape):
+        return torch.randn(shape, generator=g, device=device, dtype=torch.float32)
+
+    if layer.transposed:
+        wshape = (layer.c, layer.k // layer.groups) + tuple(layer.kernel)
+    else:
+        wshape = (layer.k, layer.c // layer.groups) + tuple(layer.kernel)
+    fan = (layer.c // layer.groups) * layer.taps
+    x = randn(batch, layer.c, *layer.size).to(dtype)
+    w = (randn(*wshape) / fan ** 0.5).to(dtype)
+    gy = randn(batch, layer.k, *output_size(layer)).to(dtype)
+    return x, w, gy
+
+
+def pass_functions(layer: Conv, x, w, gy) -> dict:
+    """Callables for each pass: forward (torch.nn.functional), backward_data and backward_weight (one output of
+    aten::convolution_backward each, as autograd calls it), fwd+bwd (autograd, both gradients)."""
+    torch = _torch()
+    f = _conv_fn(layer)
+    args = (list(layer.stride), list(layer.pad), list(layer.dilation), layer.transposed, list(layer.output_padding),
+            layer.groups)
+    xr, wr = x.detach().requires_grad_(), w.detach().requires_grad_()
+
+    def forward():
+        with torch.no_grad():
+            return f(x, w)
+
+    def backward_data():
+        with torch.no_grad():
+            return torch.ops.aten.convolution_backward(gy, x, w, None, *args, [True, False, False])[0]
+
+    def backward_weight():
+        with torch.no_grad():
+            return torch.ops.aten.convolution_backward(gy, x, w, None, *args, [False, True, False])[1]
+
+    def fwd_bwd():
+        return torch.autograd.grad(f(xr, wr), [xr, wr], gy)
+
+    return {"forward": forward, "backward_data": backward_data, "backward_weight": backward_weight,
+            "fwd+bwd": fwd_bwd}
+
+
+def _rel_diff(a, ref) -> float:
+    a, ref = a.float(), ref.float()
+    return float((a - ref).abs().max() / (ref.abs().max() + 1e-30))
+
+
+def floor_times(layer: Conv, batch: int, dtype, device: str, timer: Timer, tf32: bool) -> Dict[str, dict]:
+    """Median ms of torch.mm (one group) or torch.bmm (batched over groups) of each pass's implicit-GEMM shape."""
+    torch = _torch()
+    out = {}
+    for p, (g, m, n, k) in gemm_shapes(layer, batch).items():
+        try:
+            with mode("floor", device, tf32):
+                a = torch.randn(g, m, k, device=device, dtype=dtype)
+                b = torch.randn(g, k, n, device=device, dtype=dtype)
+                if g == 1:
+                    a2, b2 = a[0], b[0]
+                    res = timer.measure(lambda: torch.mm(a2, b2))
+                else:
+                    res = timer.measure(lambda: torch.bmm(a, b))
+            out[p] = {"ms": res["ms"]}
+        except Exception as e:  # out of memory, an unsupported dtype on this device
+            out[p] = {"error": _err(e)}
+        finally:
+            a = b = a2 = b2 = None  # noqa: F841
+            _free(device)
+    return out
+
+
+def _over(deadline: Optional[float]) -> bool:
+    return deadline is not None and time.perf_counter() > deadline
+
+
+def layer_rows(device: str, pairs, dtypes: List[str], batch_for, timer: Timer, seen: set, log,
+               deadline: Optional[float] = None, skipped: Optional[List[str]] = None) -> List[dict]:
+    """Rows for every (set, layer) pair and dtype: one per pass. Pairs reached after `deadline` (perf_counter
+    seconds) are not run; their names go to `skipped`."""
+    modes = report.modes_for(device)
+    base = "cudnn" if "cudnn" in modes else "pytorch"
     rows = []
-    for (name, c, k, h, r, stride, pad, groups) in RESNET50_LAYERS:
-        if names and name not in names:
+    for set_name, layer in pairs:
+        if _over(deadline):
+            if skipped is not None:
+                skipped.append("{}/{}".format(set_name, layer.name))
             continue
-        if scale > 1:  # the CPU smoke run: fewer channels, smaller images, same kind of layer
-            depthwise = groups == c
-            c2 = c if c <= 3 else c // scale
-            k2 = k // scale
-            groups = c2 if depthwise else max(1, groups // scale)
-            c, k, h = c2, k2, max(r, h // scale)
-        for dt_name in dtypes:
-            dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[dt_name]
-            g = torch.Generator(device="cpu").manual_seed(0)
-            x = torch.randn(batch, c, h, h, generator=g).to(device, dtype).requires_grad_()
-            w = (torch.randn(k, c // groups, r, r, generator=g) / ((c // groups) * r * r) ** 0.5)
-            w = w.to(device, dtype).requires_grad_()
-            p = (h + 2 * pad - r) // stride + 1
-            gy = torch.randn(batch, k, p, p, generator=g).to(device, dtype)
-            flops = conv_flops(batch, c, k, p, p, r, r, groups)
-            row = {"section": "layer", "name": name, "dtype": dt_name,
-                   "shape": "N{} C{} K{} {}x{} k{} s{} g{}".format(batch, c, k, h, h, r, stride, groups),
-                   "gflop_per_pass": round(flops / 1e9, 3)}
-
-            def fwd():
-                with torch.no_grad():
-                    return F.conv2d(x, w, None, stride, pad, 1, groups)
-
-            def fwd_bwd():
-                y = F.conv2d(x, w, None, stride, pad, 1, groups)
-                return torch.autograd.grad(y, [x, w], gy)
-
-            outs = {}
+        batch = batch_for(set_name)
+        flops = conv_flops(layer, batch)
+        shapes = gemm_shapes(layer, batch)
+        for dt in dtypes:
+            dtype = _torch_dtype(dt)
+            tf32 = dt == "tf32"
+            key = problem_key(layer, batch, dt)
+            was_seen = key in seen
+            prows = {}
+            for p in PASSES + ("fwd+bwd",):
+                shape = shapes.get(p)
+                prows[p] = {"section": "layer", "set": set_name, "name": layer.name, "dtype": dt, "pass": p,
+                            "batch": batch, "shape": layer.describe(batch), "kernel": list(layer.kernel),
+                            "stride": list(layer.stride), "groups": layer.groups, "depthwise": layer.depthwise,
+                            "transposed": layer.transposed,
+                            "gemm": "{}x{}x{}x{}".format(*shape) if shape else "sum of the three",
+                            "gflop": round((flops if shape else 3 * flops) / 1e9, 3)}
+                if p != "fwd+bwd":
+                    prows[p]["gemm_gflop"] = round(gemm_flops(shape) / 1e9, 3)
+                    prows[p]["seen_before"] = was_seen
+            try:
+                x, w, gy = layer_tensors(layer, batch, dtype, device)
+            except Exception as e:
+                for r in prows.values():
+                    r["error"] = _err(e)
+                rows += prows.values()
+                log("{:<12} {:<26} {:<5} inputs: {}".format(set_name, layer.name, dt, _err(e)))
+                _free(device)
+                continue
+            fns = pass_functions(layer, x, w, gy)
+            ours = {}
             for m in modes:
-                try:
-                    with mode(m, device):
-                        before = _totals()
-                        outs[m] = fwd().float()
-                        t_f = time_ms(fwd, device, warmup, reps)
-                        t_fb = time_ms(fwd_bwd, device, warmup, reps)
-                        counted = _totals()["forward"] - before["forward"]
-                    row[m + "_fwd_ms"] = round(t_f, 4)
-                    row[m + "_fwdbwd_ms"] = round(t_fb, 4)
-                    row[m + "_tflops"] = round(3 * flops / (t_fb * 1e-3) / 1e12, 2)
-                    if m == "gemmconv":
-                        row["gemmconv_routed"] = counted > 0
-                except RuntimeError as e:
-                    row[m + "_error"] = str(e).splitlines()[0][:120]
-            base = "cudnn" if device == "cuda" else "pytorch"
-            if "gemmconv" in outs and base in outs:
-                ref = outs[base]
-                row["max_rel_diff_vs_" + base] = float((outs["gemmconv"] - ref).abs().max() /
-                                                       (ref.abs().max() + 1e-30))
-            _add_ratios(row, device)
-            rows.append(row)
-            log(_row_line(row, device))
+                for p, fn in fns.items():
+                    r = prows[p]
+                    try:
+                        with mode(m, device, tf32):
+                            before = _stats_snapshot() if m == "gemmconv" else None
+                            if p != "fwd+bwd":
+                                first, out = timer.first_call(fn)
+                                r[m + "_first_ms"] = round(first, 3)
+                                if m == "gemmconv":
+                                    ours[p] = out
+                                elif m == base and p in ours:
+                                    r["max_rel_diff"] = _rel_diff(ours.pop(p), out)
+                                out = None
+                            res = timer.measure(fn)
+                            r[m + "_ms"] = round(res["ms"], 4)
+                            r[m + "_samples"] = res["samples"] * res["inner"]
+                            if m == "gemmconv":
+                                moved = _solvers_between(before, _stats_snapshot())
+                                r["gemmconv_routed"] = bool(moved)
+                                r["solver"] = "+".join(moved) or "none"
+                    except Exception as e:
+                        r[m + "_error"] = _err(e)
+                        _free(device)
+            ours.clear()
+            seen.add(key)
+            floors = floor_times(layer, batch, dtype, device, timer, tf32)
+            for p in PASSES:
+                if "ms" in floors[p]:
+                    prows[p]["floor_ms"] = round(floors[p]["ms"], 4)
+                else:
+                    prows[p]["floor_error"] = floors[p]["error"]
+            if all("ms" in floors[p] for p in PASSES):
+                prows["fwd+bwd"]["floor_ms"] = round(sum(floors[p]["ms"] for p in PASSES), 4)
+            for r in prows.values():
+                report.add_ratios(r, device)
+                rows.append(r)
+            log(_row_line(prows["fwd+bwd"], device, first=prows["forward"]))
+            x = w = gy = fns = None  # noqa: F841
+            _free(device)
     return rows
 
 
-def _add_ratios(row: dict, device: str, key: str = "fwdbwd_ms"):
-    g = row.get("gemmconv_" + key)
-    if not g:
-        return
-    if device == "cuda":
-        if row.get("cudnn_" + key):
-            row["gemmconv_over_cudnn"] = round(g / row["cudnn_" + key], 3)
-        if row.get("native_" + key):
-            row["native_over_gemmconv"] = round(row["native_" + key] / g, 3)
-    elif row.get("pytorch_" + key):
-        row["gemmconv_over_pytorch_cpu"] = round(g / row["pytorch_" + key], 3)
-
-
-def _row_line(row: dict, device: str) -> str:
-    modes = GPU_MODES if device == "cuda" else CPU_MODES
-    parts = ["{:<22} {:<5}".format(row["name"], row["dtype"])]
-    for m in modes:
-        v = row.get(m + "_fwdbwd_ms", row.get(m + "_ms"))
-        parts.append("{} {}".format(m, "{:.3f} ms".format(v) if v is not None else "error"))
-    for r in ("gemmconv_over_cudnn", "native_over_gemmconv", "gemmconv_over_pytorch_cpu"):
-        if r in row:
-            parts.append("{} {:.2f}x".format(r, row[r]))
+def _row_line(row: dict, device: str, first: Optional[dict] = None) -> str:
+    parts = ["{:<12} {:<26} {:<5} {}".format(row["set"], row["name"], row["dtype"], row["pass"])]
+    for m in list(report.modes_for(device)) + ["floor"]:
+        v = row.get(m + "_ms")
+        parts.append("{} {}".format(m, "{:.3f}".format(v) if v is not None else
+                                    ("error" if row.get(m + "_error") else "-")))
+    for k in report.ratios_for(device):
+        if row.get(k) is not None:
+            parts.append("{} {:.2f}".format(k, row[k]))
+    if first and first.get("gemmconv_first_ms") is not None:
+        parts.append("1st fwd {:.1f} ms{}".format(first["gemmconv_first_ms"], " (seen)" if first.get("seen_before")
+                                                   else ""))
     return "  ".join(parts)
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# ResNet-50 training step
+# Model training steps
 
 
 def _resnet50():
@@ -247,46 +440,162 @@ def _resnet50():
         return torchvision.models.resnet50(pretrained=False)
 
 
-def step_rows(device: str, batch: int, size: int, warmup: int, reps: int, log) -> List[dict]:
+def _mobilenetv2():
+    import torchvision
+
+    try:
+        return torchvision.models.mobilenet_v2(weights=None)
+    except TypeError:
+        return torchvision.models.mobilenet_v2(pretrained=False)
+
+
+def unet(classes: int = 2, width: int = 32):
+    """A small UNet: three conv blocks with max-pooling down, a bottleneck, and a decoder that up-samples with
+    ConvTranspose2d (kernel 2, stride 2), concatenates the skip connection and runs a conv block; a 1x1 head."""
     torch = _torch()
-    modes = GPU_MODES if device == "cuda" else CPU_MODES
-    torch.manual_seed(0)
-    base = _resnet50()
-    x = torch.randn(batch, 3, size, size, device=device)
-    y = torch.randint(0, 1000, (batch,), device=device)
-    row = {"section": "step", "name": "resnet50_train_step", "dtype": "fp32",
-           "shape": "batch {} {}x{}".format(batch, size, size)}
-    for m in modes:
-        model = copy.deepcopy(base).to(device).train()
-        opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    nn = torch.nn
 
-        def step():
-            opt.zero_grad(set_to_none=True)
-            loss = torch.nn.functional.cross_entropy(model(x), y)
-            loss.backward()
-            opt.step()
+    def block(cin, cout):
+        return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout),
+                             nn.ReLU(inplace=True), nn.Conv2d(cout, cout, 3, padding=1, bias=False),
+                             nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
 
+    class UNet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            c = [width, width * 2, width * 4, width * 8]
+            self.down = nn.ModuleList([block(3, c[0]), block(c[0], c[1]), block(c[1], c[2])])
+            self.pool = nn.MaxPool2d(2)
+            self.mid = block(c[2], c[3])
+            self.up = nn.ModuleList([nn.ConvTranspose2d(c[3], c[2], 2, stride=2),
+                                     nn.ConvTranspose2d(c[2], c[1], 2, stride=2),
+                                     nn.ConvTranspose2d(c[1], c[0], 2, stride=2)])
+            self.dec = nn.ModuleList([block(c[3], c[2]), block(c[2], c[1]), block(c[1], c[0])])
+            self.head = nn.Conv2d(c[0], classes, 1)
+
+        def forward(self, x):
+            skips = []
+            for d in self.down:
+                x = d(x)
+                skips.append(x)
+                x = self.pool(x)
+            x = self.mid(x)
+            for up, dec, skip in zip(self.up, self.dec, reversed(skips)):
+                x = dec(torch.cat([up(x), skip], 1))
+            return self.head(x)
+
+    return UNet()
+
+
+def _conv_hook(seen: set, batch_dtype):
+    """A forward hook that adds each convolution's problem (as the layer benchmark keys it) to `seen`."""
+    torch = _torch()
+    names = {torch.float32: batch_dtype if batch_dtype == "tf32" else "fp32", torch.float16: "fp16",
+             torch.bfloat16: "bf16"}
+
+    def hook(module, inputs, output):
         try:
-            with mode(m, device):
-                if device == "cuda":
-                    torch.cuda.synchronize()
-                    torch.cuda.reset_peak_memory_stats()
-                before = _totals()
-                t = time_ms(step, device, warmup, reps)
-                counted = _totals()["forward"] - before["forward"]
-                if device == "cuda":
-                    row[m + "_peak_mem_mb"] = round(torch.cuda.max_memory_allocated() / 2 ** 20, 1)
-            row[m + "_ms"] = round(t, 3)
-            if m == "gemmconv":
-                row["gemmconv_routed"] = counted > 0
-        except RuntimeError as e:
-            row[m + "_error"] = str(e).splitlines()[0][:120]
-        if device == "cuda":
-            torch.cuda.empty_cache()
-    _add_ratios(row, device, key="ms")
-    log(_row_line(row, device) + "".join("  {} peak {} MiB".format(m, row[m + "_peak_mem_mb"]) for m in modes
-                                         if m + "_peak_mem_mb" in row))
-    return [row]
+            x = inputs[0]
+            pad = module.padding if not isinstance(module.padding, str) else 0
+            layer = conv(type(module).__name__, module.in_channels, module.out_channels, tuple(x.shape[2:]),
+                         module.kernel_size, module.stride, pad, module.groups, module.dilation,
+                         module.transposed, module.output_padding)
+            seen.add(problem_key(layer, int(x.shape[0]), names.get(output.dtype, str(output.dtype))))
+        except Exception:
+            pass
+
+    return hook
+
+
+def step_rows(device: str, models: List[str], batch: int, size: int, unet_size: int, timer: Timer, seen: set,
+              log, deadline: Optional[float] = None, skipped: Optional[List[str]] = None) -> List[dict]:
+    torch = _torch()
+    nn = torch.nn
+    modes = report.modes_for(device)
+    rows = []
+    for name in models:
+        if _over(deadline):
+            if skipped is not None:
+                skipped.append(name)
+            continue
+        amp = name.endswith("-amp")
+        arch = name[:-4] if amp else name
+        dtype = "amp" if amp else "fp32"
+        s = unet_size if arch == "unet" else size
+        row = {"section": "step", "name": arch, "dtype": dtype, "batch": batch,
+               "shape": "batch {} {}x{}{}".format(batch, s, s, ", autocast fp16" if amp else "")}
+        if amp and device != "cuda":
+            row["skipped"] = "AMP here is torch.autocast('cuda', float16), which needs a GPU"
+            rows.append(row)
+            log("{:<12} {:<5} skipped: {}".format(arch, dtype, row["skipped"]))
+            continue
+        torch.manual_seed(0)
+        base = {"resnet50": _resnet50, "mobilenetv2": _mobilenetv2, "unet": unet}[arch]()
+        g = torch.Generator(device="cpu").manual_seed(0)
+        x = torch.randn(batch, 3, s, s, generator=g).to(device)
+        classes = 2 if arch == "unet" else 1000
+        y = torch.randint(0, classes, (batch, s, s) if arch == "unet" else (batch,), generator=g).to(device)
+        for m in modes:
+            model = opt = scaler = None
+            try:
+                model = copy.deepcopy(base).to(device).train()
+                opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+                if amp:
+                    scaler = (torch.amp.GradScaler("cuda") if hasattr(torch, "amp") and
+                              hasattr(torch.amp, "GradScaler") else torch.cuda.amp.GradScaler())
+
+                def step():
+                    opt.zero_grad(set_to_none=True)
+                    if amp:
+                        with torch.autocast(device_type="cuda", dtype=torch.float16):
+                            loss = nn.functional.cross_entropy(model(x), y)
+                        scaler.scale(loss).backward()
+                        scaler.step(opt)
+                        scaler.update()
+                    else:
+                        loss = nn.functional.cross_entropy(model(x), y)
+                        loss.backward()
+                        opt.step()
+
+                hooks = []
+                if m == "gemmconv":
+                    hooks = [mod.register_forward_hook(_conv_hook(seen, dtype)) for mod in model.modules()
+                             if isinstance(mod, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d,
+                                                 nn.ConvTranspose2d, nn.ConvTranspose3d))]
+                with mode(m, device):
+                    if device == "cuda":
+                        torch.cuda.synchronize()
+                        torch.cuda.reset_peak_memory_stats()
+                    before = _stats_snapshot()
+                    first, _ = timer.first_call(step)
+                    for h in hooks:
+                        h.remove()
+                    if device == "cuda":  # the steady-state peak: without find or cuDNN benchmark searches
+                        row[m + "_first_peak_mib"] = round(torch.cuda.max_memory_allocated() / 2 ** 20, 1)
+                        torch.cuda.reset_peak_memory_stats()
+                    res = timer.measure(step)
+                    counted = _stats_snapshot()["forward"]["total"] - before["forward"]["total"]
+                    if device == "cuda":
+                        row[m + "_peak_mib"] = round(torch.cuda.max_memory_allocated() / 2 ** 20, 1)
+                row[m + "_first_ms"] = round(first, 2)
+                row[m + "_ms"] = round(res["ms"], 3)
+                row[m + "_samples"] = res["samples"]
+                if m == "gemmconv":
+                    row["gemmconv_routed"] = counted > 0
+            except Exception as e:
+                row[m + "_error"] = _err(e)
+            model = opt = scaler = None  # noqa: F841
+            _free(device)
+        report.add_ratios(row, device)
+        rows.append(row)
+        line = "{:<12} {:<5} ".format(arch, dtype) + "  ".join(
+            "{} {}".format(m, "{:.2f} ms".format(row[m + "_ms"]) if m + "_ms" in row else "error") for m in modes)
+        line += "".join("  {} {:.2f}".format(k, row[k]) for k in report.ratios_for(device) if row.get(k))
+        line += "".join("  {} peak {} MiB".format(m, row[m + "_peak_mib"]) for m in modes if m + "_peak_mib" in row)
+        log(line)
+        base = x = y = None  # noqa: F841
+        _free(device)
+    return rows
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -368,178 +677,259 @@ def profile_check(device: str, batch: int, size: int, log) -> int:
 # Output
 
 
-def _columns(rows: List[dict]) -> List[str]:
+def to_csv(rows: List[dict]) -> str:
     cols = []
     for r in rows:
         for k in r:
             if k not in cols:
                 cols.append(k)
-    return cols
-
-
-def to_csv(rows: List[dict]) -> str:
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=_columns(rows))
+    w = csv.DictWriter(buf, fieldnames=cols)
     w.writeheader()
     for r in rows:
         w.writerow(r)
     return buf.getvalue()
 
 
-def to_markdown(rows: List[dict], device: str, header: str) -> str:
-    modes = GPU_MODES if device == "cuda" else CPU_MODES
-    out = [header, ""]
-    layers = [r for r in rows if r["section"] == "layer"]
-    steps = [r for r in rows if r["section"] == "step"]
-
-    def fmt(v, digits=3):
-        if v is None:
-            return "-"
-        if isinstance(v, float):
-            return "{:.{}f}".format(v, digits)
-        return str(v)
-
-    ratio_cols = ["gemmconv_over_cudnn", "native_over_gemmconv"] if device == "cuda" else \
-        ["gemmconv_over_pytorch_cpu"]
-    base = "cudnn" if device == "cuda" else "pytorch"
-    if layers:
-        out.append("| layer | dtype | shape | " + " | ".join("{} fwd / fwd+bwd ms".format(m) for m in modes) +
-                   " | " + " | ".join(ratio_cols) + " | gemmconv TFLOP/s | max rel. diff vs {} |".format(base))
-        out.append("|" + "---|" * (5 + len(modes) + len(ratio_cols)))
-        for r in layers:
-            cells = [r["name"], r["dtype"], r["shape"]]
-            for m in modes:
-                if m + "_fwdbwd_ms" in r:
-                    cells.append("{} / {}".format(fmt(r[m + "_fwd_ms"]), fmt(r[m + "_fwdbwd_ms"])))
-                else:
-                    cells.append("error")
-            cells += [fmt(r.get(c), 2) for c in ratio_cols]
-            cells.append(fmt(r.get("gemmconv_tflops"), 2))
-            diff = r.get("max_rel_diff_vs_" + base)
-            cells.append("-" if diff is None else "{:.1e}".format(diff))
-            out.append("| " + " | ".join(cells) + " |")
-        out.append("")
-    if steps:
-        out.append("| benchmark | shape | " + " | ".join("{} ms".format(m) for m in modes) + " | " +
-                   " | ".join(ratio_cols) + (" | " + " | ".join("{} peak MiB".format(m) for m in modes)
-                                             if device == "cuda" else "") + " |")
-        ncols = 2 + len(modes) + len(ratio_cols) + (len(modes) if device == "cuda" else 0)
-        out.append("|" + "---|" * ncols)
-        for r in steps:
-            cells = [r["name"], r["shape"]] + [fmt(r.get(m + "_ms")) for m in modes]
-            cells += [fmt(r.get(c), 2) for c in ratio_cols]
-            if device == "cuda":
-                cells += [fmt(r.get(m + "_peak_mem_mb"), 1) for m in modes]
-            out.append("| " + " | ".join(cells) + " |")
-        out.append("")
-    out.append("Ratios: gemmconv_over_cudnn = gemmconv time / cuDNN time (below 1: faster than cuDNN); "
-               "native_over_gemmconv = native fallback time / gemmconv time (speed-up over today's workaround)."
-               if device == "cuda" else
-               "gemmconv_over_pytorch_cpu = gemmconv CPU-routing time / PyTorch's own CPU time.")
-    return "\n".join(out) + "\n"
+def find_info() -> Dict[str, str]:
+    """What gemmconv says about its find step and perf database: config() keys that mention find/perf/db, and
+    GEMMCONV_FIND as set in the environment."""
+    out = {}
+    try:
+        cfg = _gemmconv().config()
+    except Exception as e:
+        cfg = {}
+        out["config"] = "unavailable ({})".format(_err(e))
+    for k, v in cfg.items():
+        low = str(k).lower()
+        if "find" in low or "perf" in low or low.endswith("db") or "database" in low:
+            out[str(k)] = str(v)
+    if os.environ.get("GEMMCONV_FIND") is not None:
+        out["GEMMCONV_FIND (environment)"] = os.environ["GEMMCONV_FIND"]
+    return out
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def _write(path: str, text: str) -> str:
+    path = os.path.abspath(path)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .._cli import HelpFormatter, add_version
     ap = argparse.ArgumentParser(prog="gemmconv bench", description=__doc__.splitlines()[0],
                                  formatter_class=HelpFormatter)
     add_version(ap)
-    ap.add_argument("--what", choices=("layers", "step", "all"), default="all",
-                    help="per-layer timings, the ResNet-50 training step, or both")
+    ap.add_argument("--what", choices=("layers", "steps", "step", "all"), default="all",
+                    help="layers, model training steps (steps; 'step' is accepted too), or all (default)")
     ap.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto",
                     help="auto: the GPU when PyTorch sees one, else a scaled-down CPU smoke run")
-    ap.add_argument("--dtypes", default=None, help="comma-separated, from: {} (default: GPU fp32,fp16; CPU "
-                                                    "fp32)".format(",".join(DTYPE_NAMES)))
-    ap.add_argument("--layers", default=None, help="comma-separated layer names, from: {} (default: all on the "
-                                                    "GPU, {} on the CPU and with --quick)".format(
-                                                        ",".join(LAYER_NAMES), ",".join(QUICK_LAYERS)))
-    ap.add_argument("--batch", type=int, default=None, help="layer batch (default: GPU 32, CPU and --quick 8 "
-                                                            "on the GPU, 2 on the CPU)")
-    ap.add_argument("--step-batch", type=int, default=None, help="training step batch (default: GPU 32)")
-    ap.add_argument("--image-size", type=int, default=None, help="training step image size (default: GPU 224)")
-    ap.add_argument("--warmup", type=int, default=None, help="untimed runs before timing (default: GPU 5, "
-                                                             "CPU and --quick 2)")
-    ap.add_argument("--reps", type=int, default=None, help="timed runs, the median is reported (default: GPU "
-                                                           "20, CPU 3, --quick 5)")
-    ap.add_argument("--quick", action="store_true", help="a few layers and repetitions (smoke test)")
-    ap.add_argument("--cudnn-benchmark", action="store_true", help="let cuDNN autotune (torch.backends.cudnn."
-                                                                    "benchmark=True) in every mode")
+    ap.add_argument("--sets", default=None, help="comma-separated layer sets (default: all): " +
+                    ",".join(LAYER_SETS))
+    ap.add_argument("--layers", default=None, help="comma-separated layer names within the chosen sets")
+    ap.add_argument("--dtypes", default=None, help="comma-separated: {} (GPU default fp32,fp16; CPU fp32)".format(
+        ",".join(DTYPES)))
+    ap.add_argument("--models", default=None, help="comma-separated training steps (default: all): " +
+                    ",".join(MODELS))
+    ap.add_argument("--batch", type=int, default=None, help="batch of every layer set (default: each set's own, "
+                    "32 for 2-D and 1-D, 8 for 3-D; 2 on the CPU)")
+    ap.add_argument("--step-batch", type=int, default=None, help="training step batch (GPU default 32)")
+    ap.add_argument("--image-size", type=int, default=None, help="ResNet-50/MobileNetV2 image size (GPU default "
+                    "224; the UNet runs at half of it)")
+    ap.add_argument("--warmup", type=int, default=None, help="warm-up calls before timing (default 2)")
+    ap.add_argument("--reps", type=int, default=None, help="at most this many timed samples (default 10 for "
+                    "layers, 10 for steps; --quick 5)")
+    ap.add_argument("--min-time-ms", type=float, default=None, help="time samples until they add up to this "
+                    "(default 20 ms per layer pass, 300 ms per step; --quick 10 / 150)")
+    ap.add_argument("--quick", action="store_true", help="a few layers per set and fewer samples")
+    ap.add_argument("--budget-s", type=float, default=None, help="after this many seconds, run no further model "
+                    "or layer (those left out are listed) so that the tables are still written; default: no limit")
+    ap.add_argument("--fresh-cache", action="store_true", help="point XDG_CACHE_HOME at a new empty directory "
+                    "first, so that first calls do their find work instead of reading a perf database")
     ap.add_argument("--profile-check", action="store_true",
                     help="run one training step under torch.profiler with gemmconv on and list convolution "
                          "kernels/ops not from gemmconv (exit 1 if any)")
-    ap.add_argument("--out", default=None, help="write the table here: .md gives markdown, anything else CSV")
-    args = ap.parse_args(argv)
-    # Names are checked before torch loads: a typo is a usage error (exit 2), never an empty benchmark.
-    check_names(ap, "--layers", args.layers, LAYER_NAMES)
-    check_names(ap, "--dtypes", args.dtypes, DTYPE_NAMES)
-    for flag in ("batch", "step_batch", "image_size", "reps"):
-        if getattr(args, flag) is not None and getattr(args, flag) < 1:
-            ap.error("--{} must be at least 1, got {}".format(flag.replace("_", "-"), getattr(args, flag)))
-    if args.warmup is not None and args.warmup < 0:
-        ap.error("--warmup must be at least 0, got {}".format(args.warmup))
+    ap.add_argument("--out", default=None, help="write the tables here: FILE.md gives Markdown, anything else CSV")
+    ap.add_argument("--json", default=None, help="write every row, the geomeans and the targets as JSON here")
+    ap.add_argument("--png", default=None, help="write a chart here (one panel per layer set and one for steps)")
+    return ap
 
+
+def _positive(args) -> Optional[str]:
+    for name in ("batch", "step_batch", "image_size", "reps"):
+        v = getattr(args, name)
+        if v is not None and v < 1:
+            return "--{} must be a positive integer, got {}".format(name.replace("_", "-"), v)
+    if args.warmup is not None and args.warmup < 0:
+        return "--warmup must be >= 0, got {}".format(args.warmup)
+    if args.budget_s is not None and not args.budget_s > 0:
+        return "--budget-s must be > 0, got {}".format(args.budget_s)
+    if args.min_time_ms is not None and not args.min_time_ms >= 0:
+        return "--min-time-ms must be >= 0, got {}".format(args.min_time_ms)
+    return None
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    what = "steps" if args.what == "step" else args.what
+
+    # Everything given by name is checked before anything runs.
+    try:
+        sets = parse_sets(args.sets)
+        pairs = select_layers(sets, args.layers, quick=False)
+        models = parse_models(args.models)
+        bad = _positive(args)
+        if bad:
+            raise ValueError(bad)
+    except ValueError as e:
+        print("python -m gemmconv bench: error: {}".format(e), file=sys.stderr)
+        return 2
+
+    if args.fresh_cache:
+        os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="gemmconv-bench-cache-")
     torch = _torch()
     device = args.device
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda" and not torch.cuda.is_available():
-        print("error: --device cuda, but PyTorch sees no GPU", file=sys.stderr)
+        print("python -m gemmconv bench: error: --device cuda, but PyTorch sees no GPU", file=sys.stderr)
         return 2
     gpu = device == "cuda"
-    torch.backends.cudnn.benchmark = bool(args.cudnn_benchmark)
+    try:
+        dtypes = parse_dtypes(args.dtypes, gpu)
+    except ValueError as e:
+        print("python -m gemmconv bench: error: {}".format(e), file=sys.stderr)
+        return 2
 
     def log(msg):
         print(msg, flush=True)
 
+    quick = args.quick
+    if args.layers is None:
+        pairs = select_layers(sets, None, quick=quick or not gpu)
+    scale = 1 if gpu else 4
+    if not gpu:
+        pairs = [(s, scaled(layer, scale)) for s, layer in pairs]
+
+    def batch_for(set_name):
+        if args.batch:
+            return args.batch
+        return LAYER_SETS[set_name][1] if gpu else 2
+
+    # The CPU smoke run keeps every count small: it checks the plumbing, not performance.
+    warmup = args.warmup if args.warmup is not None else (2 if gpu else 1)
+    reps = args.reps or (5 if quick else 10 if gpu else 3)
+    if args.min_time_ms is not None:
+        layer_ms = step_ms = args.min_time_ms
+    else:
+        layer_ms, step_ms = ((10.0, 150.0) if quick else (20.0, 300.0)) if gpu else (5.0, 10.0)
+    layer_timer = Timer(device, warmup, layer_ms, reps)
+    step_timer = Timer(device, warmup if gpu else 0, step_ms, reps if gpu else min(reps, 2), sample_ms=0.0)
+
     if gpu:
         props = torch.cuda.get_device_properties(0)
-        where = "{} ({})".format(props.name, getattr(props, "gcnArchName", "") or "sm_{}{}".format(props.major,
-                                                                                                  props.minor))
-        header = ("gemmconv benchmark on {}: torch {}, {}; TF32 off; cudnn.benchmark={}; median of {} reps after "
-                  "{} warm-up").format(where, torch.__version__, "HIP " + torch.version.hip if torch.version.hip
-                                       else "CUDA {}".format(torch.version.cuda), args.cudnn_benchmark,
-                                       args.reps or (5 if args.quick else 20), args.warmup or (2 if args.quick else 5))
+        where = "{} ({})".format(props.name, getattr(props, "gcnArchName", "") or "sm_{}{}".format(
+            props.major, props.minor))
+        backend = "HIP " + torch.version.hip if getattr(torch.version, "hip", None) else \
+            "CUDA {}".format(torch.version.cuda)
+        cudnn_v = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
+        header = ("gemmconv {} on {}: torch {}, {}, cuDNN {}; fp32 with TF32 off{}").format(
+            _gemmconv().__version__, where, torch.__version__, backend, cudnn_v,
+            "; tf32 rows with TF32 on" if "tf32" in dtypes else "")
     else:
-        header = ("CPU SMOKE RUN (no GPU): gemmconv CPU routing vs PyTorch's own CPU convolution, scaled-down "
-                  "shapes; torch {}, {} threads. Not a GPU measurement.").format(torch.__version__,
-                                                                                torch.get_num_threads())
+        header = ("CPU SMOKE RUN (no GPU): gemmconv {} CPU routing vs PyTorch's own CPU convolution, shapes scaled "
+                  "down (channels and sizes / {}); torch {}, {} threads. Not a GPU measurement.").format(
+                      _gemmconv().__version__, scale, torch.__version__, torch.get_num_threads())
     log(header)
 
     if args.profile_check:
-        batch = args.step_batch or (32 if gpu and not args.quick else (8 if gpu else 2))
-        size = args.image_size or (224 if gpu and not args.quick else (64 if gpu else 32))
-        return profile_check(device, batch, size, log)
-
-    quick = args.quick
-    warmup = args.warmup if args.warmup is not None else (2 if quick or not gpu else 5)
-    reps = args.reps if args.reps is not None else (5 if quick else (20 if gpu else 3))
-    dtypes = check_names(ap, "--dtypes", args.dtypes, DTYPE_NAMES) if args.dtypes else (["fp32", "fp16"] if gpu else ["fp32"])
-    names = check_names(ap, "--layers", args.layers, LAYER_NAMES) if args.layers else (QUICK_LAYERS if quick or not gpu else None)
-    rows = []
-    if args.what in ("layers", "all"):
-        batch = args.batch or (32 if gpu and not quick else (8 if gpu else 2))
-        scale = 1 if gpu else 4
-        log("\nlayers: forward+backward, batch {}{}".format(batch, "" if gpu else ", channels and sizes / 4"))
-        rows += layer_rows(device, dtypes, batch, names, warmup, reps, scale, log)
-    if args.what in ("step", "all"):
         batch = args.step_batch or (32 if gpu and not quick else (8 if gpu else 2))
         size = args.image_size or (224 if gpu and not quick else (64 if gpu else 32))
-        log("\nResNet-50 training step: batch {}, {}x{}, fp32, SGD".format(batch, size, size))
-        rows += step_rows(device, batch, size, max(1, warmup // 2) if not gpu else warmup,
-                          max(2, reps // 2) if not gpu else max(5, reps // 2), log)
+        return profile_check(device, batch, size, log)
 
-    md = to_markdown(rows, device, header)
+    find = find_info()
+    notes = ["timing, layers: " + layer_timer.policy(), "timing, steps: " + step_timer.policy(),
+             "order: model steps first, then layers (so that the ResNet-50 step's first call is a true first call); "
+             "a layer problem that already ran in this process is marked (seen)"]
+    if find:
+        notes.append("find: " + "; ".join("{} = {}".format(k, v) for k, v in sorted(find.items())))
+        log("gemmconv find: " + "; ".join("{} = {}".format(k, v) for k, v in sorted(find.items())))
+    else:
+        notes.append("find: gemmconv.config() shows no find mode and GEMMCONV_FIND is unset")
+    if args.fresh_cache:
+        notes.append("XDG_CACHE_HOME = {} (fresh, --fresh-cache)".format(os.environ["XDG_CACHE_HOME"]))
+
+    t_start = time.perf_counter()
+    deadline = t_start + args.budget_s if args.budget_s else None
+    skipped = []
+    seen = set()
+    rows = []
+    if gpu:  # CUDA context, cuBLAS and cuDNN handles: paid here, not by the first timed call
+        with mode("cudnn", device):
+            a = torch.randn(64, 64, device=device)
+            torch.mm(a, a)
+            torch.nn.functional.conv2d(torch.randn(1, 4, 8, 8, device=device), torch.randn(4, 4, 3, 3,
+                                                                                          device=device))
+            torch.cuda.synchronize()
+    if what in ("steps", "all"):
+        batch = args.step_batch or (32 if gpu else 2)
+        size = args.image_size or (224 if gpu else 32)
+        usize = max(16, size // 2)
+        usize -= usize % 8
+        notes.append("steps: batch {}, ResNet-50/MobileNetV2 {}x{}, UNet {}x{}; SGD with momentum; AMP with "
+                     "GradScaler".format(batch, size, size, usize, usize))
+        log("\nmodel training steps: batch {}".format(batch))
+        t0 = time.perf_counter()
+        rows += step_rows(device, models, batch, size, usize, step_timer, seen, log, deadline, skipped)
+        notes.append("steps took {:.0f} s".format(time.perf_counter() - t0))
+    if what in ("layers", "all"):
+        used = list(dict.fromkeys(s for s, _ in pairs))
+        notes.append("layers: " + "; ".join("{} batch {} ({} layers)".format(
+            s, batch_for(s), sum(1 for t, _ in pairs if t == s)) for s in used) + "; dtypes " + ",".join(dtypes))
+        log("\nlayers: {} layer(s) x {} dtype(s), every pass".format(len(pairs), len(dtypes)))
+        t0 = time.perf_counter()
+        rows += layer_rows(device, pairs, dtypes, batch_for, layer_timer, seen, log, deadline, skipped)
+        notes.append("layers took {:.0f} s".format(time.perf_counter() - t0))
+    total = time.perf_counter() - t_start
+    notes.append("total {:.0f} s".format(total))
+    if skipped:
+        notes.append("NOT RUN (--budget-s {} s reached): {}".format(args.budget_s, ", ".join(skipped)))
+        log("--budget-s reached: not run: {}".format(", ".join(skipped)))
+
+    result = {"meta": {"header": header, "device": device, "torch": torch.__version__,
+                       "gemmconv": _gemmconv().__version__, "find": find, "notes": notes, "quick": quick,
+                       "dtypes": dtypes, "sets": sets, "models": models if what != "layers" else [],
+                       "seconds": round(total, 1), "not_run": skipped},
+              "rows": rows}
+    result["summary"] = report.summarize(rows, device)
+    result["targets"] = report.targets(rows) if gpu else []
+    md = report.to_markdown(result)
     log("\n" + md)
-    unrouted = [r["name"] for r in rows if r.get("gemmconv_routed") is False]
     if args.out:
-        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-        with open(args.out, "w") as f:
-            f.write(md if args.out.endswith(".md") else to_csv(rows))
-        log("table written to {}".format(os.path.abspath(args.out)))
+        log("table written to {}".format(_write(args.out, md if args.out.endswith(".md") else to_csv(rows))))
+    if args.json:
+        log("JSON written to {}".format(_write(args.json, report.to_json(result))))
+    if args.png:
+        try:
+            path = os.path.abspath(args.png)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            report.write_png(result, path)
+            log("chart written to {}".format(path))
+        except Exception as e:
+            log("FAILED: chart not written: {}".format(_err(e)))
+            return 1
+    log("bench took {:.0f} s".format(total))
+    unrouted = sorted({"{} {} {}".format(r["name"], r["dtype"], r.get("pass", "")).strip() for r in rows
+                       if r.get("gemmconv_routed") is False})
+    errors = sorted({"{} {} {}: {}".format(r["name"], r["dtype"], r.get("pass", ""), r[k]) for r in rows
+                     for k in r if k == "gemmconv_error"})
     if unrouted:
         log("FAILED: gemmconv counted no convolution in: {}".format(", ".join(unrouted)))
-        return 1
-    errors = [k for r in rows for k in r if k.startswith("gemmconv_error")]
-    return 1 if errors else 0
+    if errors:
+        log("FAILED: gemmconv errors:\n  " + "\n  ".join(errors))
+    return 1 if unrouted or errors else 0
 
 
 if __name__ == "__main__":

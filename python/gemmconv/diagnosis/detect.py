@@ -13,7 +13,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Set, Tuple
 
 from . import families as fam_table
 from .runtime_probe import RuntimeDevice, RuntimeInfo, probe_runtime
-from .sysfs import KfdNode, MachineFacts, PciGpu, read_machine
+from .sysfs import CAPTURE_FILE, KfdNode, MachineFacts, PciGpu, read_machine
 from .families import AMD_VENDOR, NVIDIA_VENDOR, VENDOR_NAMES, Family
 
 __all__ = ["Finding", "GpuInfo", "MachineReport", "RuntimeDevice", "RuntimeInfo", "detect", "probe_runtime",
@@ -95,6 +95,7 @@ class MachineReport:
     recommended_env: Dict[str, str] = field(default_factory=dict)
     torch_missing_archs: List[str] = field(default_factory=list)
     findings: List[Finding] = field(default_factory=list)
+    env_source: str = "this process"  # or "captured", "this machine (the capture holds none)", "given"
 
     @property
     def amd_gpus(self) -> List[GpuInfo]:
@@ -125,7 +126,7 @@ def relevant_env(env: Mapping[str, str]) -> Dict[str, str]:
 
 
 def _version_tuple(text: Optional[str]) -> Optional[Tuple[int, int]]:
-    m = re.match(r"\s*(\d+)\.(\d+)", text or "")
+    m = re.match(r"\s*(\d{1,9})\.(\d{1,9})", text or "")
     return (int(m.group(1)), int(m.group(2))) if m else None
 
 
@@ -374,11 +375,24 @@ def detect(root: str = "/", env: Optional[Mapping[str, str]] = None,
            runtime: Optional[RuntimeInfo] = None) -> MachineReport:
     """Read the machine under `root` and judge every GPU. `runtime` is torch's view (see probe_runtime); when None,
     torch is not asked (a captured tree may carry one)."""
-    env = dict(os.environ if env is None else env)
     facts = read_machine(root)
+    env_source = "given"
+    if env is None:
+        # A captured tree's environment is the one in its capture; a tree without one is judged with this
+        # process's, and the report says so.
+        if facts.local:
+            env, env_source = os.environ, "this process"
+        elif "env" in facts.capture:
+            env, env_source = facts.capture["env"], "captured"
+        else:
+            env, env_source = os.environ, "this machine (the capture holds none)"
     if runtime is None and isinstance(facts.capture.get("runtime"), dict):
         runtime = RuntimeInfo.from_dict(facts.capture["runtime"])
-    report = _report_from_facts(root, facts, runtime, env)
+    report = _report_from_facts(root, facts, runtime, dict(env))
+    report.env_source = env_source
+    for problem in facts.capture_problems:
+        report.findings.append(Finding(WARNING, "{}: {}.".format(CAPTURE_FILE, problem),
+                                       "Write the capture again with: python -m gemmconv capture DIR"))
     return report
 
 
