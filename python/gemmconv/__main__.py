@@ -22,7 +22,7 @@ OPTIONAL_COMMANDS = {
 # What each command does, for the top-level help; a command without a line here shows its module.
 DESCRIPTIONS = {
     "doctor": "check this machine (GPUs, driver, ROCm, torch, compilers, gemmconv) and say what to fix",
-    "install": "turn activation on for every program that imports torch (--dry-run, --uninstall)",
+    "install": "turn activation on for the programs of one scope (venv, user, system) that import torch",
     "bench": "time gemmconv against the vendor library and PyTorch's fallback, per layer and per step",
     "capture": "copy this machine's facts into a folder that `doctor --sysroot` reads back elsewhere",
     "replay": "rerun one logged convolution through gemmconv-driver",
