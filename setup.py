@@ -7,8 +7,14 @@ import sys
 
 from setuptools import setup
 
-import torch
-from torch.utils import cpp_extension
+try:
+    import torch
+    from torch.utils import cpp_extension
+except ImportError as exc:
+    sys.exit("gemmconv: cannot build: torch is not importable by {} ({}). Install the torch you will run "
+             "(CPU, CUDA or ROCm build) into this environment first, then build against it with "
+             "`pip install wheel ninja && pip install --no-build-isolation .` (see docs/card-guide.md).".format(
+                 sys.executable, exc))
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 VERSION = "0.1.0"

@@ -8,8 +8,14 @@ cd "$root"
 # Asked from / so that nothing in the checkout can pass for the torch package.
 has_torch() { (cd / && "$1" -c "import torch.utils.cpp_extension") >/dev/null 2>&1; }
 
-# Debian's torch belongs to /usr/bin/python3, not to whatever python3 comes first on the PATH; a
-# python3 on the PATH is used only when /usr/bin/python3 cannot import torch. PYTHON overrides both.
+# PYTHON overrides everything. An active virtual environment (VIRTUAL_ENV) comes next: the extension is
+# built for that environment's python and torch (setup.py stops with a clear message when that torch is
+# missing). Otherwise: Debian's torch belongs to /usr/bin/python3, not to whatever python3 comes first on
+# the PATH; a python3 on the PATH is used only when /usr/bin/python3 cannot import torch.
+if [[ -z "${PYTHON:-}" && -n "${VIRTUAL_ENV:-}" && -x "${VIRTUAL_ENV}/bin/python" ]]; then
+  PYTHON="${VIRTUAL_ENV}/bin/python"
+  echo "build_ext.sh: building for the active virtual environment ${VIRTUAL_ENV} ($PYTHON)" >&2
+fi
 if [[ -z "${PYTHON:-}" ]]; then
   PYTHON=/usr/bin/python3
   if [[ ! -x "$PYTHON" ]] || { ! has_torch "$PYTHON" && command -v python3 >/dev/null &&

@@ -32,10 +32,13 @@ __all__ = [
     "config",
     "solver_names",
     "built_archs",
+    "PLAN_KINDS",
 ]
 
 DEVICE_TYPES = ("cuda", "cpu")
 DIRECTIONS = ("forward", "backward_data", "backward_weight", "backward_bias")
+# What stats() counts besides solvers: the bias gradient's reduction and problems with an empty batch.
+PLAN_KINDS = ("bias_reduce", "empty")
 _DEFAULT_DEVICES = ("cuda",)  # compared by identity: enable() called without device_types
 
 _lock = threading.RLock()
@@ -128,19 +131,28 @@ def _vendor_conv_broken() -> bool:
         return False
 
 
+def _unservable(ext: Any, device: str) -> Optional[str]:
+    """Why gemmconv cannot route convolutions on `device` in this process (None: it can). The torch build
+    and the extension's build decide; whether a GPU is plugged in right now does not."""
+    if device != "cuda":
+        return None
+    import torch
+
+    if not (getattr(torch.version, "hip", None) or getattr(torch.version, "cuda", None)):
+        return ("this torch ({}) is a CPU-only build, so there are no 'cuda' tensors to route; install a CUDA or "
+                "ROCm build of torch, then rebuild gemmconv against it".format(torch.__version__))
+    if not ext.gpu_build():
+        return ("gemmconv's extension was built without GPU kernels (built for {}); rebuild it where nvcc (CUDA) "
+                "or hipcc (ROCm) is installed: pip install --no-build-isolation .".format(
+                    ", ".join(ext.built_archs())))
+    return None
+
+
 def _on_gpu_enabled(ext: Any) -> None:
     global _saved_cudnn
     import torch
 
     hip = getattr(torch.version, "hip", None)
-    if not ext.gpu_build():
-        if hip or getattr(torch.version, "cuda", None):
-            _warn_once(
-                "no-gpu-build",
-                "gemmconv: the extension was built without GPU support, so CUDA/HIP convolutions stay with "
-                "PyTorch; rebuild it where nvcc (CUDA) or hipcc (ROCm) is installed.",
-            )
-        return
     if not hip or _saved_cudnn is not None or not _vendor_conv_broken():
         return
     # The convolution override sits in front of PyTorch's cuDNN/MIOpen dispatch, so convolutions
@@ -178,7 +190,9 @@ def enable(
     Called without `device_types`, CPU tensors are routed too when GEMMCONV_CPU=1. `workspace_mb`,
     `disable_solvers` (names, a list or a comma-separated string; replaces the set from
     GEMMCONV_DISABLE) and `log_level` change the engine's configuration; None keeps what is set.
-    Invalid arguments raise ValueError before anything changes.
+    Invalid arguments raise ValueError before anything changes. A device type that this torch or the built
+    extension cannot serve ("cuda" on a CPU-only torch, or with an extension built without GPU kernels) is
+    left off with a warning (once per process): is_enabled() and config() then say False for it.
     """
     with _lock:
         devices = _device_list(device_types)
@@ -201,9 +215,15 @@ def enable(
                 str(current["log_level"] if log_level is None else log_level).strip().lower(),
             )
         for d in devices:
+            why = _unservable(ext, d)
+            if why is not None:
+                # Nothing would be routed: say so once, and keep is_enabled()/config() truthful.
+                _warn_once("unservable-" + d, "gemmconv: enable({!r}) has no effect: {}. Convolutions on {!r} "
+                           "stay with PyTorch.".format(d, why, d))
+                continue
             ext.set_enabled(d, True)
-        if "cuda" in devices:
-            _on_gpu_enabled(ext)
+            if d == "cuda":
+                _on_gpu_enabled(ext)
 
 
 def disable(device_types: Union[str, Iterable[str], None] = None) -> None:
@@ -282,9 +302,14 @@ def enabled(device_types: Union[str, Iterable[str]] = _DEFAULT_DEVICES, **kwargs
 
 
 def stats() -> Dict[str, Dict[str, int]]:
-    """Calls per pass and solver since the last reset_stats(), e.g.
+    """Calls per pass and plan since the last reset_stats(), e.g.
     {"forward": {"im2col_gemm": 12, "total": 12}, "backward_data": {...}, "backward_weight": {...},
-     "backward_bias": {...}}; every pass has a "total"."""
+     "backward_bias": {"bias_reduce": 12, "total": 12}}; every pass has a "total".
+
+    The keys are the solvers of solver_names() plus the plan kinds of PLAN_KINDS, which are not solvers:
+    "bias_reduce" computes every bias gradient (a reduction, no GEMM); "empty" is the engine's plan for a
+    batch of zero samples (nothing to compute). Neither can be disabled. Through PyTorch, empty tensors are
+    answered before the engine is called, so "empty" shows in gemmconv-driver and the C++ API, not here."""
     ext = _loaded()
     raw = ext.stats() if ext is not None else {}
     out: Dict[str, Dict[str, int]] = {}
@@ -303,7 +328,9 @@ def reset_stats() -> None:
 
 
 def config() -> Dict[str, Any]:
-    """The current state: which device types are routed, the engine configuration and the build."""
+    """The current state: which device types are routed ("enabled"), the engine configuration ("disabled"
+    solvers, "workspace_mb", "log_level"), the build ("built_archs", "gpu_build", "engine_version") and
+    "servable": per device type, whether this torch and this build can route it at all."""
     ext = _extension()
     cfg = dict(ext.get_config())
     cfg["disabled"] = list(cfg["disabled"])
@@ -312,11 +339,14 @@ def config() -> Dict[str, Any]:
     cfg["gpu_build"] = bool(ext.gpu_build())
     cfg["engine_version"] = str(ext.engine_version())
     cfg["cudnn_disabled_by_gemmconv"] = _saved_cudnn is not None
+    cfg["servable"] = {d: _unservable(ext, d) is None for d in DEVICE_TYPES}
     return cfg
 
 
 def solver_names() -> List[str]:
-    """The engine's solvers in the order the planner tries them (the reference solver last)."""
+    """The engine's solvers in the order the planner tries them (the reference solver last): the names that
+    GEMMCONV_DISABLE and enable(disable_solvers=...) accept. stats() may also show the plan kinds in
+    PLAN_KINDS, which are not solvers and are not listed here."""
     return list(_extension().solver_names())
 
 

@@ -33,6 +33,9 @@ def _comparable(data):
         data["machine"].pop(key, None)
     data["extension"].pop("origin", None)
     data["activation"].pop("origin", None)
+    # The Software section describes the machine running the doctor (labelled "local" for a captured tree:
+    # its Python, compilers and torch packages are not in a capture), so it is no part of the diagnosis.
+    data.pop("software", None)
     return data
 
 

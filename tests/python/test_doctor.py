@@ -44,14 +44,16 @@ def home(tmp_path):
     return str(d)
 
 
-# fixture -> (exit code, [(physical_arch, pci_device_id, flagged)]) with no activation configured
+# fixture -> (exit code, [(physical_arch, pci_device_id, flagged)]) with no activation configured. The captured
+# machines have no compiled extension, and without it no machine is healthy for gemmconv: exit 1 everywhere
+# (test_doctor_software.py checks the same machines with an extension).
 EXPECTED = {
     "rx5600xt": (1, [("gfx1010", "0x731f", True)]),
     "rx5500xt": (1, [("gfx1012", "0x7340", True)]),
-    "rx6800": (0, [("gfx1030", "0x73bf", False)]),
+    "rx6800": (1, [("gfx1030", "0x73bf", False)]),
     "rdna1_rdna2": (1, [("gfx1010", "0x731f", True), ("gfx1030", "0x73bf", False)]),
-    "nvidia": (0, [("unknown", "0x2684", False)]),
-    "nogpu": (0, []),
+    "nvidia": (1, [("unknown", "0x2684", False)]),
+    "nogpu": (1, []),
 }
 
 
@@ -190,7 +192,7 @@ def test_selftest_timeout_kills_the_child_tree(tmp_path, home):
     # The child starts a grandchild that holds the output pipes: only killing the whole group returns in time.
     child = [sys.executable, "-c", "import subprocess, sys, time; "
              "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); time.sleep(60)"]
-    root = fx.make("nogpu", str(tmp_path / "t"))
+    root = fx.make("rx5600xt", str(tmp_path / "t"))  # a GPU machine: the advice is about a hung GPU job
     start = time.monotonic()
     code, data = doctor_json(root, home, "--selftest", "--timeout", "2",
                              GEMMCONV_DOCTOR_SELFTEST_CMD=json.dumps(child))
@@ -244,7 +246,9 @@ def _fake_gemmconv(tmp_path, counting):
 
 @pytest.mark.skipif(not HAVE_TORCH, reason="needs torch")
 def test_selftest_runs_every_case_on_cpu(tmp_path, home):
-    root = fx.make("nogpu", str(tmp_path / "t"))
+    # A captured machine whose extension is built: otherwise the doctor is right to say "not healthy".
+    root = fx.make("nogpu", str(tmp_path / "t"), capture={"extension": {"built": True, "archs": ["cpu"],
+                                                                         "error": None}})
     code, data = doctor_json(root, home, "--selftest", extra_path=[_fake_gemmconv(tmp_path, True)])
     st = data["selftest"]
     assert st["ok"] and code == 0, st

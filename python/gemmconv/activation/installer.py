@@ -543,15 +543,17 @@ def _show(changes: List[Change], dry_run: bool, out: Any) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m gemmconv install",
+    from .._cli import HelpFormatter, add_version
+    p = argparse.ArgumentParser(prog="gemmconv install", formatter_class=HelpFormatter,
                                 description="Activate gemmconv for the programs of one scope that import torch.")
+    add_version(p)
     p.add_argument("--scope", choices=SCOPES, default=None,
                    help="user: your programs run by the system Python (and venvs that read the user site); "
                         "venv: the programs of one virtual environment; system: every user's programs run by this "
                         "Python. Default: venv inside a virtual environment, else user")
     p.add_argument("--venv", default=None, help="venv scope: the environment's directory (default: the active one)")
     p.add_argument("--policy", choices=POLICIES, default="auto",
-                   help="auto: only where the vendor convolution library is known broken (default)")
+                   help="auto: only where the vendor convolution library is known broken")
     p.add_argument("--dry-run", action="store_true", help="show every change, touch nothing")
     p.add_argument("--uninstall", action="store_true", help="remove exactly what install wrote")
     p.add_argument("--root", default="/", help="install into this tree (for packaging and tests)")

@@ -718,10 +718,14 @@ def _write(path: str, text: str) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m gemmconv bench", description=__doc__.splitlines()[0])
+    from .._cli import HelpFormatter, add_version
+    ap = argparse.ArgumentParser(prog="gemmconv bench", description=__doc__.splitlines()[0],
+                                 formatter_class=HelpFormatter)
+    add_version(ap)
     ap.add_argument("--what", choices=("layers", "steps", "step", "all"), default="all",
                     help="layers, model training steps (steps; 'step' is accepted too), or all (default)")
-    ap.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto")
+    ap.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto",
+                    help="auto: the GPU when PyTorch sees one, else a scaled-down CPU smoke run")
     ap.add_argument("--sets", default=None, help="comma-separated layer sets (default: all): " +
                     ",".join(LAYER_SETS))
     ap.add_argument("--layers", default=None, help="comma-separated layer names within the chosen sets")

@@ -100,9 +100,11 @@ def capture(dest: str, source: str = "/", probe: bool = True) -> List[str]:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m gemmconv capture",
+    from .._cli import HelpFormatter, add_version
+    p = argparse.ArgumentParser(prog="gemmconv capture", formatter_class=HelpFormatter,
                                 description="Write a capture of this machine that `python -m gemmconv doctor "
                                             "--sysroot DIR` diagnoses anywhere.")
+    add_version(p)
     p.add_argument("dir", metavar="DIR", help="where to write it: a new or empty directory")
     p.add_argument("--no-runtime", action="store_true",
                    help="do not start torch to record its view of the GPUs (default: record it)")

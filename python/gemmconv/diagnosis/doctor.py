@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Optional, TextIO, Tuple
 
 from ..activation import activate as _activate
+from . import envinfo
 from .child import run_child
 from .detect import (NOTE, PROBLEM, WARNING, Finding, MachineReport, RuntimeInfo, detect, probe_isolated)
 from ..activation.installer import PTH_NAME
@@ -57,6 +58,7 @@ class Diagnosis:
     activation: Activation
     selftest: Selftest
     findings: List[Tuple[str, Finding]] = field(default_factory=list)
+    software: Dict[str, Any] = field(default_factory=dict)  # envinfo.collect()
 
     @property
     def healthy(self) -> bool:
@@ -71,6 +73,7 @@ class Diagnosis:
             "activation": dict(asdict(self.activation), hooked=self.activation.hooked),
             "selftest": asdict(self.selftest) if self.selftest.ran else None,
             "findings": [dict(asdict(f), where=where) for where, f in self.findings],
+            "software": self.software,
         }
 
 
@@ -221,11 +224,37 @@ def _activation_findings(diag: Diagnosis) -> None:
             "python -m gemmconv install   (from the environment you run; or call gemmconv.enable() in your program)")))
 
 
+def _has_gpu(report: MachineReport) -> bool:
+    """Whether any GPU is in sight: in PCI sysfs or as a device the runtime reported."""
+    rt = report.runtime
+    return bool(report.gpus) or bool(rt is not None and (rt.gpu_available or rt.devices))
+
+
+def _extension_gate(diag: Diagnosis) -> None:
+    """Activation needs the compiled extension: without it nothing would engage, and the machine is not
+    healthy for gemmconv whatever else is right."""
+    ext, act = diag.extension, diag.activation
+    if ext.get("built") is not False:
+        return
+    if act.would_engage:
+        act.would_engage = False
+        act.reason = "the policy says {} ({}), but gemmconv's compiled extension is not built".format(
+            act.policy, act.reason)
+    if not diag.report.vendor_conv_broken:  # with a flagged GPU, _activation_findings says it with more
+        diag.findings.append(("gemmconv", Finding(
+            PROBLEM, "gemmconv's compiled extension is not built, so nothing can run through gemmconv.",
+            "Build it against the installed torch: pip install --no-build-isolation .  (or scripts/build_ext.sh "
+            "in a checkout; see docs/card-guide.md)")))
+
+
 def _selftest_findings(diag: Diagnosis, timeout: float) -> None:
     st = diag.selftest
     if not st.ran or st.ok:
         return
-    if st.timed_out:
+    if st.timed_out and not _has_gpu(diag.report):
+        advice = ("No GPU is present, so the selftest ran on the CPU only: the machine was busy or slow. Retry "
+                  "with a larger --timeout than {:.0f} s.".format(timeout))
+    elif st.timed_out:
         advice = ("A GPU job hung. Run `python -m gemmconv doctor` without --selftest to check the override and "
                   "the driver; check `sudo dmesg` for amdgpu ring timeouts; retry with a larger --timeout than "
                   "{:.0f} s if the first kernel compilation is slow.".format(timeout))
@@ -239,7 +268,8 @@ def _selftest_findings(diag: Diagnosis, timeout: float) -> None:
     diag.findings.append(("selftest", Finding(PROBLEM, "Selftest failed: {}".format(st.error), advice)))
 
 
-def diagnose(sysroot: str = "/", probe: bool = True, selftest: bool = False, timeout: float = 120.0) -> Diagnosis:
+def diagnose(sysroot: str = "/", probe: bool = True, selftest: bool = False, timeout: float = 120.0,
+             announce: Optional[TextIO] = None) -> Diagnosis:
     local = os.path.abspath(sysroot) == "/"
     runtime, ext = None, {}  # type: Optional[RuntimeInfo], Dict[str, Any]
     if local and probe:
@@ -261,11 +291,16 @@ def diagnose(sysroot: str = "/", probe: bool = True, selftest: bool = False, tim
     else:
         act = check_activation(sysroot, report.runtime)
     diag = Diagnosis(report, ext, act, Selftest())
+    diag.software = envinfo.collect(sysroot)
     if selftest:
+        if announce is not None:
+            announce.write("running selftest (up to {:.0f} s)...\n".format(timeout))
+            announce.flush()
         diag.selftest = run_selftest(timeout)
     diag.findings = [(g.label if g else "machine", f) for g, f in report.all_findings()]
     _extension_findings(diag)
     _activation_findings(diag)
+    _extension_gate(diag)
     _selftest_findings(diag, timeout)
     order = {PROBLEM: 0, WARNING: 1, NOTE: 2}
     diag.findings.sort(key=lambda item: order.get(item[1].severity, 3))
@@ -334,6 +369,8 @@ def render_text(diag: Diagnosis, out: TextIO) -> None:
                                           else "not found under /opt"))
     w("  Per-GPU overrides:  {}\n\n".format(_yes(r.per_gpu_override_supported, "supported (ROCm 6.2+)",
                                                  "not supported (ROCm < 6.2)")))
+    if diag.software:
+        envinfo.render(diag.software, out, captured=os.path.abspath(r.root) != "/")
     w("GPUs\n")
     for line in _gpu_lines(r):
         w(line + "\n")
@@ -409,8 +446,10 @@ def render_text(diag: Diagnosis, out: TextIO) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m gemmconv doctor",
+    from .._cli import HelpFormatter, add_version
+    p = argparse.ArgumentParser(prog="gemmconv doctor", formatter_class=HelpFormatter,
                                 description="Check this machine for gemmconv and say what to fix.")
+    add_version(p)
     p.add_argument("--sysroot", default=None, help="read a captured machine tree under DIR instead of /")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--selftest", action="store_true", help="run convolutions through gemmconv in a child process")
@@ -426,7 +465,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     sysroot = args.sysroot or os.environ.get("GEMMCONV_SYSROOT") or "/"
     if not os.path.isdir(sysroot):
         _parser().error("--sysroot {} is not a directory".format(sysroot))
-    diag = diagnose(sysroot, probe=not args.no_runtime, selftest=args.selftest, timeout=args.timeout)
+    diag = diagnose(sysroot, probe=not args.no_runtime, selftest=args.selftest, timeout=args.timeout,
+                    announce=sys.stderr)
     if args.json:
         sys.stdout.write(json.dumps(diag.to_dict(), indent=2, sort_keys=True) + "\n")
     else:
