@@ -31,6 +31,7 @@ __all__ = [
     "reset_stats",
     "config",
     "solver_names",
+    "find_stats",
 ]
 
 DEVICE_TYPES = ("cuda", "cpu")
@@ -254,7 +255,8 @@ def reset_stats() -> None:
 
 
 def config() -> Dict[str, Any]:
-    """The current state: which device types are routed, the engine configuration and the build."""
+    """The current state: which device types are routed, the engine configuration (with the find mode,
+    "find_mode", and the perf database, "perfdb_path" and "perfdb_size") and the build."""
     ext = _extension()
     cfg = dict(ext.get_config())
     cfg["disabled"] = list(cfg["disabled"])
@@ -263,7 +265,17 @@ def config() -> Dict[str, Any]:
     cfg["gpu_build"] = bool(ext.gpu_build())
     cfg["engine_version"] = str(ext.engine_version())
     cfg["cudnn_disabled_by_gemmconv"] = _saved_cudnn is not None
+    cfg["perfdb_size"] = int(ext.perfdb_size())
     return cfg
+
+
+def find_stats() -> Dict[str, int]:
+    """The find step's counters in this process: {"finds": problems timed, "trials": candidate runs,
+    "database_hits": plans taken from the perf database, "table_plans": plans from the default table}."""
+    ext = _loaded()
+    if ext is None:
+        return {"finds": 0, "trials": 0, "database_hits": 0, "table_plans": 0}
+    return {str(k): int(v) for k, v in dict(ext.find_stats()).items()}
 
 
 def solver_names() -> List[str]:
