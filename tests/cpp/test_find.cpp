@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <memory>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -404,6 +405,71 @@ TEST_F(FindCpu, AnUnwritableDatabaseKeepsResultsInTheProcess) {
   EXPECT_EQ(r.source, PlanSource::find);
   ASSERT_TRUE(find(&plan, &r).ok());
   EXPECT_EQ(r.source, PlanSource::database);
+}
+
+// On the GPU: every implicit_gemm tile is a candidate in exhaustive mode, the winner is stored,
+// and the next lookup times nothing. Skips where no GPU is visible.
+TEST(FindGpu, TilesAreCandidatesAndTheWinnerIsStored) {
+  if (!gpu_build() || gpu_device_count() == 0) {
+    GTEST_SKIP()
+        << "no GPU visible (or a CPU-only build): the GPU find test runs on the GPU machine";
+  }
+  Capabilities caps;
+  ASSERT_TRUE(query_gpu_capabilities(0, &caps).ok());
+  std::unique_ptr<GemmProvider> gemm = make_gpu_gemm_provider();
+  ASSERT_TRUE(gemm != nullptr);
+  TempDir dir;
+  const Config saved = config();
+  Config c = saved;
+  c.find_mode = FindMode::exhaustive;
+  c.disabled.clear();
+  c.perfdb_path = dir.path() + "/perfdb.txt";
+  set_config(c);
+  perfdb_forget();
+  reset_find_stats();
+  ConvProblem p;
+  p.batch = 8;
+  p.in_channels = 32;
+  p.out_channels = 32;
+  p.input_size = {28, 28, 1};
+  p.filter_size = {3, 3, 1};
+  p.pad_begin = {1, 1, 0};
+  p.pad_end = {1, 1, 0};
+  const size_t bytes[3] = {static_cast<size_t>(input_elements(p)) * 4,
+                           static_cast<size_t>(weight_elements(p)) * 4,
+                           static_cast<size_t>(output_elements(p)) * 4};
+  void* mem[3] = {nullptr, nullptr, nullptr};
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(gpu_malloc(&mem[i], bytes[i]).ok());
+    ASSERT_TRUE(gpu_memset(mem[i], 0, bytes[i]).ok());
+  }
+  FindRequest req;
+  req.buffers.input = mem[0];
+  req.buffers.weight = mem[1];
+  req.buffers.output = mem[2];
+  req.gemm = gemm.get();
+  Plan plan;
+  FindResult r;
+  ASSERT_TRUE(find_plan(p, Direction::forward, caps, PlanOptions(), req, &plan, &r).ok());
+  EXPECT_EQ(r.source, PlanSource::find);
+  std::set<std::string> tried;
+  for (const FindTrial& t : r.trials) tried.insert(t.candidate);
+  if (find_solver("implicit_gemm")
+          ->is_applicable(canonical_shape(p), Direction::forward,
+                          PlanContext{&caps, c.workspace_budget})) {
+    EXPECT_TRUE(tried.count("implicit_gemm/128x128") && tried.count("implicit_gemm/128x64") &&
+                tried.count("implicit_gemm/64x64"));
+  }
+  EXPECT_TRUE(tried.count("im2col_gemm"));
+  FindResult again;
+  const uint64_t trials = find_stats().trials;
+  ASSERT_TRUE(find_plan(p, Direction::forward, caps, PlanOptions(), req, &plan, &again).ok());
+  EXPECT_EQ(again.source, PlanSource::database);
+  EXPECT_EQ(again.choice, r.choice);
+  EXPECT_EQ(find_stats().trials, trials);
+  for (void* m : mem) gpu_free(m);
+  set_config(saved);
+  perfdb_forget();
 }
 
 TEST(FindConfig, EnvironmentAndDefaultPath) {
