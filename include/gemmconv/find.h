@@ -11,11 +11,11 @@
 //
 // Guards: a candidate that returns an error, throws, or overruns its deadline (a run longer than
 // kFindDeadlineMs of the mode (ten times that for a warm-up run), or longer than kFindSlowFactor
-// times the best candidate so far) is recorded as unusable for that key and never tried again.
-// Before a candidate runs it is recorded "in trial"; a later process that finds the record of a
-// process that no longer exists marks the candidate unusable (it took its process down: a GPU
-// fault, say). A GPU kernel that never returns cannot be stopped from the host: the deadline is
-// checked when the run comes back.
+// times the best candidate so far, ten times that for a warm-up) is recorded as unusable for that
+// key and never tried again. Before a candidate runs it is recorded "in trial"; a later process
+// that finds the record of a process that no longer exists marks the candidate unusable (it took
+// its process down: a GPU fault, say). A GPU kernel that never returns cannot be stopped from the
+// host: the deadline is checked when the run comes back.
 #pragma once
 
 #include <cstdint>

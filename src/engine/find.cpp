@@ -173,13 +173,15 @@ Verdict time_candidate(const Plan& plan, const ConvBuffers& b, const ExecContext
       *why = "a run took " + format_ms(t) + ", past the deadline of " + format_ms(limit);
       return Verdict::overran;
     }
-    if (i < warmups) continue;
-    if (std::isfinite(best) && t > kFindSlowFactor * best) {
+    // Against the best so far, a warm-up too (it may include start-up, so ten times the factor).
+    const double factor = i < warmups ? 10.0 * kFindSlowFactor : kFindSlowFactor;
+    if (std::isfinite(best) && t > factor * best) {
       *why = "a run took " + format_ms(t) + ", more than " +
-             std::to_string(static_cast<int>(kFindSlowFactor)) + " times the best candidate's " +
+             std::to_string(static_cast<int>(factor)) + " times the best candidate's " +
              format_ms(best);
       return Verdict::overran;
     }
+    if (i < warmups) continue;
     times.push_back(t);
     // Clearly slower after its first timed run: it cannot win, so its other runs are skipped.
     if (times.size() == 1 && std::isfinite(best) && t > 2.0 * best) {
@@ -370,6 +372,19 @@ Status find_plan(const ConvProblem& p, Direction d, const Capabilities& caps,
   }
   if (candidates.empty()) return table("no candidate left to time");
   if (candidates.size() == 1) {
+    // Nothing to compare: the one candidate is stored untimed (ms 0) so that later calls and
+    // processes skip the enumeration, unless another candidate is only out while another
+    // process tries it.
+    bool others_busy = false;
+    for (const FindTrial& t : r.trials) {
+      others_busy = others_busy || t.outcome.find("another process") != std::string::npos;
+    }
+    if (!others_busy) {
+      perfdb::update(path, key, [&](perfdb::Entry& e) {
+        e.winner = candidates[0].name;
+        e.ms = 0.0;
+      });
+    }
     plan_with(candidates[0], pctx, &plan);
     r.source = PlanSource::table;
     r.choice = candidates[0].name;
