@@ -96,7 +96,12 @@ Status gpu_stream_capturing(void* stream, bool* capturing) {
     return Status(StatusCode::invalid_argument, "gpu_stream_capturing: out is null");
   }
   cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
-  GC_CHECK(cudaStreamIsCapturing(static_cast<cudaStream_t>(stream), &status));
+  const cudaError_t err = cudaStreamIsCapturing(static_cast<cudaStream_t>(stream), &status);
+  if (err != cudaSuccess) {
+    // Cleared, so that no later launch check reports this query's error as its own.
+    (void)cudaGetLastError();
+    return gpu::runtime_error("cudaStreamIsCapturing", err);
+  }
   *capturing = status != cudaStreamCaptureStatusNone;
   return Status();
 }
