@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "gemmconv/engine.h"
+#include "gemmconv/find.h"
 #include "overrides.h"
 
 #ifndef GEMMCONV_VERSION
@@ -80,7 +81,8 @@ void set_config(const std::vector<std::string>& disabled, int64_t workspace_mb,
                           " is out of range (0 to " + std::to_string(gemmconv::kMaxWorkspaceMb) +
                           " MiB)");
   }
-  gemmconv::Config c;
+  gemmconv::Config c = gemmconv::config();  // keeps the find mode and the perf database
+  c.disabled.clear();
   // Names are not checked here, as in GEMMCONV_DISABLE: a name no solver has switches nothing off.
   for (const std::string& name : disabled) {
     for (const std::string& part : split(name, ',')) c.disabled.insert(part);
@@ -99,6 +101,19 @@ py::dict get_config() {
   out["disabled"] = std::vector<std::string>(c.disabled.begin(), c.disabled.end());
   out["workspace_mb"] = static_cast<int64_t>(c.workspace_budget >> 20);
   out["log_level"] = log_level_name(c.log_level);
+  out["find_mode"] = gemmconv::to_string(c.find_mode);
+  out["find_on_cpu"] = c.find_on_cpu;
+  out["perfdb_path"] = c.perfdb_path;
+  return out;
+}
+
+py::dict find_stats() {
+  const gemmconv::FindStats s = gemmconv::find_stats();
+  py::dict out;
+  out["finds"] = s.finds;
+  out["trials"] = s.trials;
+  out["database_hits"] = s.database_hits;
+  out["table_plans"] = s.table_plans;
   return out;
 }
 
@@ -127,6 +142,9 @@ PYBIND11_MODULE(_C, m) {
   m.def("set_config", &set_config, py::arg("disabled"), py::arg("workspace_mb"),
         py::arg("log_level"));
   m.def("get_config", &get_config);
+  m.def("find_stats", &find_stats);
+  m.def("reset_find_stats", &gemmconv::reset_find_stats);
+  m.def("perfdb_size", []() { return gemmconv::perfdb_size(); });
   m.def("solver_names", &solver_names);
   m.def("built_archs", []() { return split(GEMMCONV_BUILT_ARCHS, ';'); });
   m.def("engine_version", []() { return std::string(GEMMCONV_VERSION); });

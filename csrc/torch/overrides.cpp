@@ -33,6 +33,7 @@
 
 #include "adapter.h"
 #include "gemmconv/engine.h"
+#include "gemmconv/find.h"
 #include "torch_gemm.h"
 
 #ifndef GEMMCONV_TORCH_VERSION_MAJOR
@@ -160,9 +161,24 @@ void run(const gemmconv::ConvProblem& p, gemmconv::Direction d, const c10::Devic
     }
   }
 #endif
+  TorchGemmProvider gemm(dev);
+  void* const stream = current_stream(dev);
+  // The first call of a problem finds its solver on these very tensors (the perf database serves
+  // later calls and processes); each candidate's workspace comes from the caching allocator.
+  at::Tensor trial_workspace;
+  gemmconv::FindRequest request;
+  request.buffers = buffers;
+  request.stream = stream;
+  request.gemm = &gemm;
+  request.workspace.allocate = [&](size_t bytes) -> void* {
+    trial_workspace =
+        at::empty({static_cast<int64_t>(bytes)}, at::TensorOptions().dtype(at::kByte).device(dev));
+    return trial_workspace.data_ptr();
+  };
+  request.workspace.release = [&](void*) { trial_workspace = at::Tensor(); };
   gemmconv::Plan plan;
   gemmconv::PlanOptions opts;
-  gemmconv::Status st = gemmconv::make_plan(p, d, caps, opts, &plan);
+  gemmconv::Status st = gemmconv::find_plan(p, d, caps, opts, request, &plan, nullptr);
   const auto fail = [&](const char* stage) {
     const char* solver = plan.solver ? plan.solver_name() : nullptr;
     std::ostringstream ss;
@@ -196,10 +212,9 @@ void run(const gemmconv::ConvProblem& p, gemmconv::Direction d, const c10::Devic
     st = gemmconv::make_plan(p, d, caps, opts, &plan);
     if (!st.ok()) fail("planning");
   }
-  TorchGemmProvider gemm(dev);
   gemmconv::ExecContext ctx;
   ctx.caps = &caps;
-  ctx.stream = current_stream(dev);
+  ctx.stream = stream;
   ctx.gemm = &gemm;
   ctx.workspace = workspace.defined() ? workspace.data_ptr() : nullptr;
   ctx.workspace_bytes = plan.workspace_bytes;

@@ -45,6 +45,8 @@ Status gpu_memcpy_to_device(void* dst, const void* src, size_t bytes);
 Status gpu_memcpy_to_host(void* dst, const void* src, size_t bytes);
 Status gpu_memset(void* dst, int value, size_t bytes);
 Status gpu_synchronize();
+// Whether `stream` is being captured into a CUDA/HIP graph (nothing may synchronise or time it).
+Status gpu_stream_capturing(void* stream, bool* capturing);
 // Device-event timing of `reps` calls of `fn` on the default stream, in milliseconds each.
 // Used by the driver's --time.
 struct GpuTimer {

@@ -23,18 +23,31 @@ enum class LogLevel : uint8_t { debug, info, warning, error, off };
 //   GEMMCONV_DISABLE       comma-separated solver names to switch off (e.g. "im2col_gemm,gemm_1x1")
 //   GEMMCONV_WORKSPACE_MB  default workspace budget in MiB (default 512)
 //   GEMMCONV_LOG_LEVEL     debug | info | warning | error | off (default warning)
+//   GEMMCONV_FIND          off | fast | exhaustive (default fast on GPUs; CPUs use the table
+//                          unless the variable is set): see gemmconv/find.h
+//   GEMMCONV_PERFDB        the perf database file (default $XDG_CACHE_HOME/gemmconv/perfdb.txt,
+//                          else ~/.cache/gemmconv/perfdb.txt)
+enum class FindMode : uint8_t { off, fast, exhaustive };
+
 // The largest budget in MiB that fits a size_t in bytes; larger values are refused, never wrapped.
 constexpr unsigned long long kMaxWorkspaceMb = static_cast<unsigned long long>(SIZE_MAX) >> 20;
-
 struct Config {
   std::set<std::string> disabled;
   size_t workspace_budget = size_t(512) << 20;
   LogLevel log_level = LogLevel::warning;
+  FindMode find_mode = FindMode::fast;
+  bool find_on_cpu = false;  // true when GEMMCONV_FIND was set: CPU problems are found too
+  std::string perfdb_path;   // empty: finds are kept in this process only
 };
 Config config();
 void set_config(const Config& c);  // replaces the process-wide configuration
 Config config_from_environment();  // what the environment says, without installing it
 bool parse_log_level(const std::string& s, LogLevel* out);
+bool parse_find_mode(const std::string& s, FindMode* out);
+const char* to_string(FindMode m);
+// The perf database's default location: $XDG_CACHE_HOME/gemmconv/perfdb.txt, else
+// $HOME/.cache/gemmconv/perfdb.txt, else "" (no database).
+std::string default_perfdb_path();
 void log_message(LogLevel level, const std::string& message);
 
 struct PlanOptions {
@@ -51,14 +64,17 @@ struct Plan {
   ConvShape shape;
   Direction regular = Direction::forward;  // the regular pass that computes it
   const Solver* solver = nullptr;          // nullptr when a plan kind computes the pass
-  const PlanKind* kind = nullptr;          // bias_reduce (backward_bias), empty (no samples)
-  const PlanKind* epilogue = nullptr;      // bias_add after a forward solver
+  int variant = -1;                    // the solver's tuning choice (Solver::variants); -1: its own
+  const PlanKind* kind = nullptr;      // bias_reduce (backward_bias), empty (no samples)
+  const PlanKind* epilogue = nullptr;  // bias_add after a forward solver
   size_t workspace_bytes = 0;
   const char* solver_name() const;
 };
 
-// Validates the problem, picks the first enabled applicable solver, and says how much workspace
-// to hand in. Logs the choice at debug level.
+// Validates the problem, picks the first enabled applicable solver in the order of the shipped
+// default table for the device's architecture family (src/configs/defaults.h), and says how much
+// workspace to hand in. Logs the choice at debug level. Never times anything: the find step
+// (gemmconv/find.h) builds on it.
 Status make_plan(const ConvProblem& p, Direction d, const Capabilities& caps,
                  const PlanOptions& opts, Plan* out);
 

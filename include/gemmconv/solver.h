@@ -26,6 +26,7 @@ struct ExecContext {
   GemmProvider* gemm = nullptr;
   void* workspace = nullptr;
   size_t workspace_bytes = 0;
+  int variant = -1;  // the tuning choice to run (Solver::variants); -1: the solver's own choice
 };
 
 // The regular convolution's three tensors (see ConvShape). Which one is written depends on the
@@ -51,6 +52,11 @@ class Solver {
   virtual size_t workspace_bytes(const ConvShape& s, Direction d, const PlanContext& ctx) const = 0;
   virtual Status run(const ConvShape& s, Direction d, const ConvTensors& t,
                      const ExecContext& ctx) const = 0;
+  // Tuning choices (tiles, say) that compute the same result, for the find step to time: run()
+  // honours ctx.variant in [0, variants()); -1 lets the solver choose. Names are stable (they are
+  // stored in the perf database).
+  virtual int variants() const { return 0; }
+  virtual const char* variant_name(int /*v*/) const { return ""; }
 };
 
 }  // namespace gemmconv

@@ -33,6 +33,7 @@ __all__ = [
     "solver_names",
     "built_archs",
     "PLAN_KINDS",
+    "find_stats",
 ]
 
 DEVICE_TYPES = ("cuda", "cpu")
@@ -331,6 +332,8 @@ def config() -> Dict[str, Any]:
     """The current state: which device types are routed ("enabled"), the engine configuration ("disabled"
     solvers, "workspace_mb", "log_level"), the build ("built_archs", "gpu_build", "engine_version") and
     "servable": per device type, whether this torch and this build can route it at all."""
+    """The current state: which device types are routed, the engine configuration (with the find mode,
+    "find_mode", and the perf database, "perfdb_path" and "perfdb_size") and the build."""
     ext = _extension()
     cfg = dict(ext.get_config())
     cfg["disabled"] = list(cfg["disabled"])
@@ -340,7 +343,17 @@ def config() -> Dict[str, Any]:
     cfg["engine_version"] = str(ext.engine_version())
     cfg["cudnn_disabled_by_gemmconv"] = _saved_cudnn is not None
     cfg["servable"] = {d: _unservable(ext, d) is None for d in DEVICE_TYPES}
+    cfg["perfdb_size"] = int(ext.perfdb_size())
     return cfg
+
+
+def find_stats() -> Dict[str, int]:
+    """The find step's counters in this process: {"finds": problems timed, "trials": candidate runs,
+    "database_hits": plans taken from the perf database, "table_plans": plans from the default table}."""
+    ext = _loaded()
+    if ext is None:
+        return {"finds": 0, "trials": 0, "database_hits": 0, "table_plans": 0}
+    return {str(k): int(v) for k, v in dict(ext.find_stats()).items()}
 
 
 def solver_names() -> List[str]:

@@ -43,6 +43,39 @@ bool parse_log_level(const std::string& s, LogLevel* out) {
   return false;
 }
 
+bool parse_find_mode(const std::string& s, FindMode* out) {
+  static const std::pair<const char*, FindMode> kModes[] = {
+      {"off", FindMode::off}, {"fast", FindMode::fast}, {"exhaustive", FindMode::exhaustive}};
+  for (const auto& m : kModes) {
+    if (s == m.first) {
+      *out = m.second;
+      return true;
+    }
+  }
+  return false;
+}
+
+const char* to_string(FindMode m) {
+  switch (m) {
+    case FindMode::off:
+      return "off";
+    case FindMode::fast:
+      return "fast";
+    case FindMode::exhaustive:
+      return "exhaustive";
+  }
+  return "off";
+}
+
+std::string default_perfdb_path() {
+  const char* xdg = std::getenv("XDG_CACHE_HOME");
+  // The XDG convention: a relative XDG_CACHE_HOME is invalid and is ignored.
+  if (xdg && xdg[0] == '/') return std::string(xdg) + "/gemmconv/perfdb.txt";
+  const char* home = std::getenv("HOME");
+  if (home && home[0] != '\0') return std::string(home) + "/.cache/gemmconv/perfdb.txt";
+  return "";
+}
+
 Config config_from_environment() {
   Config c;
   if (const char* v = std::getenv("GEMMCONV_DISABLE")) {
@@ -76,6 +109,16 @@ Config config_from_environment() {
                    v);
     }
   }
+  if (const char* v = std::getenv("GEMMCONV_FIND")) {
+    if (parse_find_mode(trim(v), &c.find_mode)) {
+      c.find_on_cpu = true;
+    } else {
+      std::fprintf(stderr, "gemmconv: ignoring GEMMCONV_FIND=%s (use off, fast or exhaustive)\n",
+                   v);
+    }
+  }
+  const char* db = std::getenv("GEMMCONV_PERFDB");
+  c.perfdb_path = db && db[0] != '\0' ? std::string(db) : default_perfdb_path();
   return c;
 }
 

@@ -5,6 +5,7 @@
 #include <string>
 #include <utility>
 
+#include "engine/internal.h"
 #include "gemmconv/engine.h"
 #include "gemmconv/replay.h"
 #include "solvers/plan_kind.h"
@@ -48,7 +49,9 @@ Status missing(const char* what, Direction d) {
                 std::string(what) + " is null but the " + to_string(d) + " pass needs it");
 }
 
-Status execute_plan(const Plan& plan, const ConvBuffers& b, const ExecContext& ctx) {
+}  // namespace
+
+Status engine::execute_uncounted(const Plan& plan, const ConvBuffers& b, const ExecContext& ctx) {
   if (!ctx.caps) return Status(StatusCode::invalid_argument, "execute: ctx.caps is null");
   if (ctx.workspace_bytes < plan.workspace_bytes || (plan.workspace_bytes && !ctx.workspace)) {
     return Status(StatusCode::workspace_too_small,
@@ -97,23 +100,26 @@ Status execute_plan(const Plan& plan, const ConvBuffers& b, const ExecContext& c
                         to_string(ctx.gemm->device()) + ", the plan on the " +
                         to_string(ctx.caps->kind));
     }
-    st = plan.solver->run(plan.shape, plan.regular, regular_tensors(p, d, b), ctx);
+    ExecContext run_ctx = ctx;
+    run_ctx.variant = plan.variant;
+    st = plan.solver->run(plan.shape, plan.regular, regular_tensors(p, d, b), run_ctx);
   }
   if (st.ok() && plan.epilogue) st = plan.epilogue->run(p, d, b, ctx);
   if (!st.ok()) {
     return Status(st.code(), std::string(plan.solver_name()) + " failed on " + to_string(p) + " (" +
                                  to_string(d) + "): " + st.message());
   }
-  count_call(d, plan.solver_name());
   return st;
 }
 
-}  // namespace
-
-// The entry point: every error returned ends with the replay command (include/gemmconv/replay.h).
+// The entry point: counts the call; every error returned ends with the replay command
+// (include/gemmconv/replay.h).
 Status execute(const Plan& plan, const ConvBuffers& b, const ExecContext& ctx) {
-  const Status st = execute_plan(plan, b, ctx);
-  if (st.ok()) return st;
+  const Status st = engine::execute_uncounted(plan, b, ctx);
+  if (st.ok()) {
+    count_call(plan.direction, plan.solver_name());
+    return st;
+  }
   return Status(st.code(), st.message() + " (replay: " +
                                replay_command(plan.problem, plan.direction, plan.solver_name(),
                                               ctx.caps ? to_string(ctx.caps->kind) : nullptr,

@@ -1,8 +1,12 @@
 // The planner: validates a problem and picks the plan kind or the first enabled applicable solver.
+#include <algorithm>
 #include <mutex>
 #include <set>
 #include <string>
 
+#include "configs/defaults.h"
+#include "configs/hardware.h"
+#include "engine/internal.h"
 #include "gemmconv/engine.h"
 #include "gemmconv/replay.h"
 #include "solvers/plan_kind.h"
@@ -56,6 +60,42 @@ void note_forced_reference(const ConvProblem& p, Direction d, size_t budget, con
 
 }  // namespace
 
+namespace engine {
+
+std::vector<const Solver*> preferred_order(const ConvShape& s, Direction d,
+                                           const Capabilities& caps) {
+  std::vector<const Solver*> order = solver_registry();
+  const configs::ArchFamily family =
+      caps.kind == DeviceKind::cpu ? configs::ArchFamily::cpu : configs::arch_family(caps.arch);
+  for (const configs::Promotion& rule : configs::solver_promotions(family, s, d)) {
+    const auto is = [](const char* name) {
+      return [name](const Solver* x) { return std::string(x->name()) == name; };
+    };
+    auto moved = std::find_if(order.begin(), order.end(), is(rule.solver));
+    auto target = std::find_if(order.begin(), order.end(), is(rule.before));
+    if (moved == order.end() || target == order.end() || moved < target) continue;
+    const Solver* m = *moved;
+    order.erase(moved);
+    order.insert(std::find_if(order.begin(), order.end(), is(rule.before)), m);
+  }
+  return order;
+}
+
+bool solver_usable(const Solver* s, const ConvShape& shape, Direction regular,
+                   const PlanContext& ctx, const Config& cfg, bool gemm_available) {
+  if (cfg.disabled.count(s->name())) return false;
+  if (s->needs_gemm() && !gemm_available) return false;
+  if (!s->is_applicable(shape, regular, ctx)) return false;
+  if (s->workspace_bytes(shape, regular, ctx) > ctx.workspace_budget) {
+    log_message(LogLevel::warning, std::string("solver ") + s->name() +
+                                       " asked for more workspace than its budget; skipped");
+    return false;
+  }
+  return true;
+}
+
+}  // namespace engine
+
 namespace {
 
 Status plan_problem(const ConvProblem& p, Direction d, const Capabilities& caps,
@@ -91,13 +131,8 @@ Status plan_problem(const ConvProblem& p, Direction d, const Capabilities& caps,
       }
       plan.solver = s;
     } else {
-      for (const Solver* s : solver_registry()) {
-        if (cfg.disabled.count(s->name())) continue;
-        if (s->needs_gemm() && !opts.gemm_available) continue;
-        if (!s->is_applicable(plan.shape, plan.regular, ctx)) continue;
-        if (s->workspace_bytes(plan.shape, plan.regular, ctx) > budget) {
-          log_message(LogLevel::warning, std::string("solver ") + s->name() +
-                                             " asked for more workspace than its budget; skipped");
+      for (const Solver* s : engine::preferred_order(plan.shape, plan.regular, caps)) {
+        if (!engine::solver_usable(s, plan.shape, plan.regular, ctx, cfg, opts.gemm_available)) {
           continue;
         }
         plan.solver = s;

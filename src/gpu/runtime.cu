@@ -91,6 +91,21 @@ Status gpu_synchronize() {
   return Status();
 }
 
+Status gpu_stream_capturing(void* stream, bool* capturing) {
+  if (capturing == nullptr) {
+    return Status(StatusCode::invalid_argument, "gpu_stream_capturing: out is null");
+  }
+  cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
+  const cudaError_t err = cudaStreamIsCapturing(static_cast<cudaStream_t>(stream), &status);
+  if (err != cudaSuccess) {
+    // Cleared, so that no later launch check reports this query's error as its own.
+    (void)cudaGetLastError();
+    return gpu::runtime_error("cudaStreamIsCapturing", err);
+  }
+  *capturing = status != cudaStreamCaptureStatusNone;
+  return Status();
+}
+
 Status gpu_timer_create(GpuTimer* t) {
   if (t == nullptr) return Status(StatusCode::invalid_argument, "gpu_timer_create: timer is null");
   cudaEvent_t a = nullptr, b = nullptr;

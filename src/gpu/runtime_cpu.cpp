@@ -31,6 +31,10 @@ Status gpu_memcpy_to_device(void*, const void*, size_t) { return no_gpu("gpu_mem
 Status gpu_memcpy_to_host(void*, const void*, size_t) { return no_gpu("gpu_memcpy_to_host"); }
 Status gpu_memset(void*, int, size_t) { return no_gpu("gpu_memset"); }
 Status gpu_synchronize() { return no_gpu("gpu_synchronize"); }
+Status gpu_stream_capturing(void*, bool* capturing) {
+  if (capturing != nullptr) *capturing = false;
+  return no_gpu("gpu_stream_capturing");
+}
 Status gpu_timer_create(GpuTimer*) { return no_gpu("gpu_timer_create"); }
 Status gpu_timer_start(GpuTimer*, void*) { return no_gpu("gpu_timer_start"); }
 Status gpu_timer_stop(GpuTimer*, void*, float* ms) {

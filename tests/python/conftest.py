@@ -5,6 +5,7 @@ import math
 import os
 import random
 import sys
+import tempfile
 
 import pytest
 import torch
@@ -15,6 +16,12 @@ if PYTHON_DIR not in sys.path:
     sys.path.insert(0, PYTHON_DIR)
 
 import gemmconv  # noqa: E402  (the tree's package, found through PYTHON_DIR)
+
+# The suites meet thousands of problems once each: no find step unless a test asks for one
+# (tests/python/test_find.py), and never the user's own perf database.
+os.environ.setdefault("GEMMCONV_FIND", "off")
+os.environ.setdefault("GEMMCONV_PERFDB", os.path.join(
+    tempfile.mkdtemp(prefix="gemmconv-test-perfdb-"), "perfdb.txt"))
 
 DIRECTIONS = ("forward", "backward_data", "backward_weight", "backward_bias")
 

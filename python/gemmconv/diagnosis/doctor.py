@@ -342,6 +342,46 @@ def _gpu_lines(report: MachineReport) -> List[str]:
     return lines
 
 
+def perfdb_info(env: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
+    """Where the find step's perf database is (the engine's rules: GEMMCONV_PERFDB, else
+    $XDG_CACHE_HOME/gemmconv/perfdb.txt, else ~/.cache/gemmconv/perfdb.txt), its size in bytes and
+    how many problem records it holds; never raises."""
+    env = os.environ if env is None else env
+    path = env.get("GEMMCONV_PERFDB") or ""
+    if not path:
+        xdg = env.get("XDG_CACHE_HOME") or ""
+        home = env.get("HOME") or ""
+        if xdg.startswith("/"):
+            path = os.path.join(xdg, "gemmconv", "perfdb.txt")
+        elif home:
+            path = os.path.join(home, ".cache", "gemmconv", "perfdb.txt")
+    info: Dict[str, Any] = {"path": path or None, "exists": False, "size": 0, "winners": 0, "error": None}
+    if not path:
+        return info
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+        info["exists"] = True
+        info["size"] = len(data)
+        info["winners"] = sum(1 for line in data.split(b"\n") if line.startswith(b"win\t"))
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        info["error"] = str(exc)
+    return info
+
+
+def _perfdb_line() -> str:
+    db = perfdb_info()
+    if not db["path"]:
+        return "no location (set GEMMCONV_PERFDB or HOME)"
+    if db["error"]:
+        return "{} (unreadable: {})".format(db["path"], db["error"])
+    if not db["exists"]:
+        return "{} (not created yet)".format(db["path"])
+    return "{} ({} bytes, {} problem(s) found)".format(db["path"], db["size"], db["winners"])
+
+
 def render_text(diag: Diagnosis, out: TextIO) -> None:
     r, act, ext, st = diag.report, diag.activation, diag.extension, diag.selftest
     m = r.facts
@@ -421,6 +461,7 @@ def render_text(diag: Diagnosis, out: TextIO) -> None:
         autoload = _yes(act.autoload_registered, "", "entry point not registered (gemmconv not pip-installed)",
                         "unknown")
     w("  torch autoload:     {}\n".format(autoload))
+    w("  Perf database:      {}\n".format(_perfdb_line()))
     w("\nEnvironment{}\n".format("" if r.env_source == "this process" else " ({})".format(r.env_source)))
     for k, v in r.env.items():
         w("  {}={}\n".format(k, v))

@@ -94,9 +94,12 @@ class ImplicitGemmSolver final : public Solver {
     if (!implicit_gemm::supports(s, d)) {
       return Status(StatusCode::not_applicable, "implicit_gemm: problem not supported");
     }
-    return implicit_gemm::launch(ctx, s, d, t,
-                                 implicit_gemm::pick_tile(s, d, ctx.caps->multiprocessors,
-                                                          configs::arch_family(ctx.caps->arch)));
+    const implicit_gemm::Tile tile =
+        ctx.variant >= 0 && ctx.variant < variants()
+            ? static_cast<implicit_gemm::Tile>(ctx.variant)
+            : implicit_gemm::pick_tile(s, d, ctx.caps->multiprocessors,
+                                       configs::arch_family(ctx.caps->arch));
+    return implicit_gemm::launch(ctx, s, d, t, tile);
 #else
     (void)s;
     (void)d;
@@ -104,6 +107,13 @@ class ImplicitGemmSolver final : public Solver {
     (void)ctx;
     return Status(StatusCode::unsupported, "implicit_gemm: this build has no GPU support");
 #endif
+  }
+
+  // The block tiles, in the order of implicit_gemm::Tile; the find step times them.
+  int variants() const override { return 3; }
+  const char* variant_name(int v) const override {
+    static const char* const kNames[] = {"128x128", "128x64", "64x64"};
+    return v >= 0 && v < 3 ? kNames[v] : "";
   }
 };
 

@@ -12,7 +12,8 @@ const Solver& implicit_gemm_solver();
 
 namespace implicit_gemm {
 
-// Block tiles (rows of output pixels x columns of output channels). Every configuration sums
+// Block tiles (rows of output pixels x columns of output channels), in the order of the solver's
+// variants (Solver::variants, ExecContext::variant). Every configuration sums
 // each output element in the same order, so all of them give bitwise identical results.
 enum class Tile { t128x128, t128x64, t64x64 };
 
