@@ -16,6 +16,7 @@ const Solver& gemm_1x1_solver();
 const Solver& implicit_gemm_solver();
 const Solver& im2col_gemm_solver();
 const Solver& reference_solver();
+const Solver& winograd_gemm_solver();
 
 // The chunking each GEMM solver plans with under a budget; chunk 0: not applicable. The 1x1
 // solver counts rows of n*P in its no-gather channels-last path and samples elsewhere.

@@ -41,6 +41,12 @@ uint64_t test_seed();
 double unit_roundoff(DataType t);
 // The tolerance described above for L-term sums stored as `t`.
 double tolerance(DataType t, int64_t terms);
+// The tolerance of a transform-domain (Winograd) solver whose transforms amplify rounding errors
+// by `factor` (winograd::error_factor): three roundings to the storage type in the transform
+// domain (input, filter, product) and the fp32 accumulation are each amplified by it:
+//     (1 + 3 * factor) * u_out + 8 * factor * u_acc * sqrt(L).
+// See docs/design.md for the derivation of the factor.
+double transform_tolerance(DataType t, int64_t terms, double factor);
 
 // Typed host storage; values are read and written as doubles.
 class HostTensor {
