@@ -161,6 +161,7 @@ Status make_plan(const ConvProblem& p, Direction d, const Capabilities& caps,
         if (cfg.disabled.count(s->name())) continue;
         if (s->needs_gemm() && !opts.gemm_available) continue;
         if (!s->is_applicable(plan.shape, plan.regular, ctx)) continue;
+        if (!s->preferred(plan.shape, plan.regular, ctx)) continue;
         if (s->workspace_bytes(plan.shape, plan.regular, ctx) > budget) {
           log_message(LogLevel::warning, std::string("solver ") + s->name() +
                                              " asked for more workspace than its budget; skipped");

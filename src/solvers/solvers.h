@@ -22,5 +22,6 @@ const Solver& winograd_gemm_solver();
 // solver counts rows of n*P in its no-gather channels-last path and samples elsewhere.
 solvers::ChunkPlan gemm_1x1_chunk_plan(const ConvShape& s, Direction d, size_t budget);
 solvers::ChunkPlan im2col_gemm_chunk_plan(const ConvShape& s, Direction d, size_t budget);
+solvers::ChunkPlan winograd_gemm_chunk_plan(const ConvShape& s, Direction d, size_t budget);
 
 }  // namespace gemmconv

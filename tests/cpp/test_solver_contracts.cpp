@@ -166,7 +166,8 @@ struct GemmSolverCase {
 
 std::vector<GemmSolverCase> gemm_solvers() {
   return {{&gemm_1x1_solver(), &gemm_1x1_chunk_plan},
-          {&im2col_gemm_solver(), &im2col_gemm_chunk_plan}};
+          {&im2col_gemm_solver(), &im2col_gemm_chunk_plan},
+          {&winograd_gemm_solver(), &winograd_gemm_chunk_plan}};
 }
 
 size_t bytes_per(DataType t) { return element_size(t); }

@@ -6,6 +6,7 @@
 
 #include "solvers/common.h"
 #include "solvers/gemm_map.h"
+#include "solvers/solvers.h"
 #include "solvers/winograd_gemm/winograd.h"
 #include "solvers/winograd_gemm/winograd_math.h"
 
@@ -175,13 +176,16 @@ ChunkPlan chunk_plan(const ConvShape& s, Direction d, const winograd::Plan& p, s
 }
 
 // Where the transforms pay for their memory traffic. On a GPU the transform-domain buffers cost
-// about 2 * T / m^2 (4.5 for F(4x4)) extra reads and writes per element of x and y, against
-// 9 / (T / m^2) fewer multiply-adds per output; with the fp32 compute-to-bandwidth ratios of
-// the H200 and the RX 5700 XT (~50 and ~90 flops per element moved) that is a gain once both
-// channel counts per group reach roughly 32. On the CPU the GEMM dominates throughout.
+// about 2 * T / (m_h m_w) (4.5 for F(4x4)) extra reads and writes per element of x and y, against
+// 9 - T / (m_h m_w) fewer multiply-adds per output; with the fp32 compute-to-bandwidth ratios of
+// the H200 and the RX 5700 XT (some 50 and 90 flops per value moved) that is a gain once both
+// channel counts per group reach some 32 to 64. On the CPU (measured with the driver, see
+// docs/performance.md) fp32 and fp64 gain from 16 channels per group on; f16 and bf16 do not,
+// because the CPU GEMM provider widens and narrows every batch entry.
 bool worthwhile(const ConvShape& s, const Capabilities& caps) {
-  if (caps.kind == DeviceKind::cpu) return true;
-  return std::min(s.cg(), s.kg()) >= 32;
+  const int64_t channels = std::min(s.cg(), s.kg());
+  if (caps.kind == DeviceKind::gpu) return channels >= 32;
+  return channels >= 16 && (s.dtype == DataType::f32 || s.dtype == DataType::f64);
 }
 
 class WinogradGemmSolver final : public Solver {
@@ -194,8 +198,11 @@ class WinogradGemmSolver final : public Solver {
     if (ctx.caps->kind == DeviceKind::gpu) return false;
 #endif
     const winograd::Plan p = winograd::make_plan(s, d);
-    if (!p.valid || !worthwhile(s, *ctx.caps)) return false;
-    return chunk_plan(s, d, p, ctx.workspace_budget).chunk > 0;
+    return p.valid && chunk_plan(s, d, p, ctx.workspace_budget).chunk > 0;
+  }
+
+  bool preferred(const ConvShape& s, Direction, const PlanContext& ctx) const override {
+    return ctx.caps != nullptr && worthwhile(s, *ctx.caps);
   }
 
   size_t workspace_bytes(const ConvShape& s, Direction d, const PlanContext& ctx) const override {
@@ -266,6 +273,11 @@ class WinogradGemmSolver final : public Solver {
 };
 
 }  // namespace
+
+// Chunks count tiles of the whole problem.
+solvers::ChunkPlan winograd_gemm_chunk_plan(const ConvShape& s, Direction d, size_t budget) {
+  return chunk_plan(s, d, winograd::make_plan(s, d), budget);
+}
 
 const Solver& winograd_gemm_solver() {
   static const WinogradGemmSolver solver;

@@ -74,10 +74,10 @@ GC_HD inline I buf_offset(const Geo<I>& q, I grp, I r, I cl, I chg) {
   return (grp * q.rows + r) * chg + cl;
 }
 
-// Source tile (chunk row r, source channel c) -> transform domain.
+// Source tile (chunk row r, source channel c) -> its kAH * kAW transform-domain values v.
 template <int kAH, int kAW, class T, class I>
-GC_HD inline void input_one(const Geo<I>& q, const T* __restrict__ src, T* __restrict__ buf, I r,
-                            I c) {
+GC_HD inline void input_tile(const Geo<I>& q, const T* __restrict__ src, I r, I c,
+                             typename Elem<T>::acc* v) {
   using A = typename Elem<T>::acc;
   using Tl = Tile<kAH, kAW>;
   I i, pl, ty, tx;
@@ -96,25 +96,40 @@ GC_HD inline void input_one(const Geo<I>& q, const T* __restrict__ src, T* __res
               : A(0);
     }
   }
-  A v[Tl::kT];
   Tl::input(d, v);
-  const I grp = c / q.src_chg, cl = c - grp * q.src_chg;
-  const I point = q.g * q.rows * q.src_chg;
-  T* out = buf + buf_offset(q, grp, r, cl, q.src_chg);
-  for (int t = 0; t < Tl::kT; ++t) out[t * point] = Elem<T>::store(v[t]);
 }
 
-// Transform domain (chunk row r, destination channel c) -> destination tile, clipped.
+// Where (chunk row r, channel c of a tensor with chg channels per group) lives in a
+// [T][g][rows][chg] buffer, for point 0; point t is t * point_stride further.
+template <class I>
+GC_HD inline I row_offset(const Geo<I>& q, I r, I c, I chg) {
+  const I grp = c / chg;
+  return buf_offset(q, grp, r, c - grp * chg, chg);
+}
+template <class I>
+GC_HD inline I point_stride(const Geo<I>& q, I chg) {
+  return q.g * q.rows * chg;
+}
+
+// Source tile (chunk row r, source channel c) -> transform domain.
 template <int kAH, int kAW, class T, class I>
-GC_HD inline void output_one(const Geo<I>& q, const T* __restrict__ buf, T* __restrict__ dst, I r,
-                             I c) {
+GC_HD inline void input_one(const Geo<I>& q, const T* __restrict__ src, T* __restrict__ buf, I r,
+                            I c) {
+  using A = typename Elem<T>::acc;
+  constexpr int kT = kAH * kAW;
+  A v[kT];
+  input_tile<kAH, kAW>(q, src, r, c, v);
+  const I point = point_stride(q, q.src_chg);
+  T* out = buf + row_offset(q, r, c, q.src_chg);
+  for (int t = 0; t < kT; ++t) out[t * point] = Elem<T>::store(v[t]);
+}
+
+// Transform-domain values m (chunk row r, destination channel c) -> destination tile, clipped.
+template <int kAH, int kAW, class T, class I>
+GC_HD inline void output_tile(const Geo<I>& q, const typename Elem<T>::acc* m, T* __restrict__ dst,
+                              I r, I c) {
   using A = typename Elem<T>::acc;
   using Tl = Tile<kAH, kAW>;
-  const I grp = c / q.dst_chg, cl = c - grp * q.dst_chg;
-  const I point = q.g * q.rows * q.dst_chg;
-  const T* in = buf + buf_offset(q, grp, r, cl, q.dst_chg);
-  A m[Tl::kT];
-  for (int t = 0; t < Tl::kT; ++t) m[t] = Elem<T>::load(in[t * point]);
   A y[Tl::kMH * Tl::kMW];
   Tl::output(m, y);
   I i, pl, ty, tx;
@@ -132,12 +147,25 @@ GC_HD inline void output_one(const Geo<I>& q, const T* __restrict__ buf, T* __re
   }
 }
 
-// Filter (group grp, reduction channel c of the GEMM's U [cg][kg], column kk) -> U. Forward:
-// U[xi][grp][c][kk] from w[grp * kg + kk][c]; backward: U[xi][grp][c][kk] from the flipped
-// w[grp * kg + kk][c] as well (the GEMM reads it transposed).
+// Transform domain (chunk row r, destination channel c) -> destination tile, clipped.
 template <int kAH, int kAW, class T, class I>
-GC_HD inline void filter_one(const Geo<I>& q, const T* __restrict__ w, T* __restrict__ u, I grp,
-                             I c, I kk) {
+GC_HD inline void output_one(const Geo<I>& q, const T* __restrict__ buf, T* __restrict__ dst, I r,
+                             I c) {
+  using A = typename Elem<T>::acc;
+  constexpr int kT = kAH * kAW;
+  const I point = point_stride(q, q.dst_chg);
+  const T* in = buf + row_offset(q, r, c, q.dst_chg);
+  A m[kT];
+  for (int t = 0; t < kT; ++t) m[t] = Elem<T>::load(in[t * point]);
+  output_tile<kAH, kAW>(q, m, dst, r, c);
+}
+
+// Filter (group grp, reduction channel c of the GEMM's U [cg][kg], column kk) -> its values.
+// Forward: U[xi][grp][c][kk] from w[grp * kg + kk][c]; backward: from the flipped
+// w[grp * kg + kk][c] (the GEMM reads U transposed).
+template <int kAH, int kAW, class T, class I>
+GC_HD inline void filter_tile(const Geo<I>& q, const T* __restrict__ w, I grp, I c, I kk,
+                              typename Elem<T>::acc* uv) {
   using A = typename Elem<T>::acc;
   using Tl = Tile<kAH, kAW>;
   constexpr int kTaps = Tl::kRH * Tl::kRW;
@@ -148,11 +176,28 @@ GC_HD inline void filter_one(const Geo<I>& q, const T* __restrict__ w, T* __rest
     const I off = q.cl ? (k * kTaps + src_tap) * q.cg + c : (k * q.cg + c) * kTaps + src_tap;
     gv[t] = Elem<T>::load(w[off]);
   }
-  A uv[Tl::kT];
   Tl::filter(gv, uv);
-  const I point = q.g * q.cg * q.kg;
-  T* out = u + (grp * q.cg + c) * q.kg + kk;
-  for (int t = 0; t < Tl::kT; ++t) out[t * point] = Elem<T>::store(uv[t]);
+}
+
+template <class I>
+GC_HD inline I filter_offset(const Geo<I>& q, I grp, I c, I kk) {
+  return (grp * q.cg + c) * q.kg + kk;
+}
+template <class I>
+GC_HD inline I filter_point_stride(const Geo<I>& q) {
+  return q.g * q.cg * q.kg;
+}
+
+template <int kAH, int kAW, class T, class I>
+GC_HD inline void filter_one(const Geo<I>& q, const T* __restrict__ w, T* __restrict__ u, I grp,
+                             I c, I kk) {
+  using A = typename Elem<T>::acc;
+  constexpr int kT = kAH * kAW;
+  A uv[kT];
+  filter_tile<kAH, kAW>(q, w, grp, c, kk, uv);
+  const I point = filter_point_stride(q);
+  T* out = u + filter_offset(q, grp, c, kk);
+  for (int t = 0; t < kT; ++t) out[t * point] = Elem<T>::store(uv[t]);
 }
 
 // Calls f(Tile<alpha_h, alpha_w>{}) for the plan's tile and returns what f returns.
