@@ -48,6 +48,10 @@ class Solver {
   // "Applicable" means "will compute it correctly within ctx.workspace_budget". `d` is one of
   // forward, backward_data, backward_weight.
   virtual bool is_applicable(const ConvShape& s, Direction d, const PlanContext& ctx) const = 0;
+  // Whether the planner should take it when applicable, or leave the problem to the solvers after
+  // it (an algorithm that is correct everywhere but only faster somewhere). A solver requested by
+  // name runs whenever it is applicable.
+  virtual bool preferred(const ConvShape&, Direction, const PlanContext&) const { return true; }
   // Bytes wanted under ctx.workspace_budget; only called when applicable.
   virtual size_t workspace_bytes(const ConvShape& s, Direction d, const PlanContext& ctx) const = 0;
   virtual Status run(const ConvShape& s, Direction d, const ConvTensors& t,

@@ -86,6 +86,7 @@ bool solver_usable(const Solver* s, const ConvShape& shape, Direction regular,
   if (cfg.disabled.count(s->name())) return false;
   if (s->needs_gemm() && !gemm_available) return false;
   if (!s->is_applicable(shape, regular, ctx)) return false;
+  if (!s->preferred(shape, regular, ctx)) return false;
   if (s->workspace_bytes(shape, regular, ctx) > ctx.workspace_budget) {
     log_message(LogLevel::warning, std::string("solver ") + s->name() +
                                        " asked for more workspace than its budget; skipped");

@@ -9,8 +9,8 @@ namespace gemmconv {
 
 const std::vector<const Solver*>& solver_registry() {
   static const std::vector<const Solver*> registry = {
-      &gemm_1x1_solver(),      &depthwise_direct_solver(), &im2col_gemm_solver(),
-      &implicit_gemm_solver(), &reference_solver(),
+      &gemm_1x1_solver(),    &depthwise_direct_solver(), &winograd_gemm_solver(),
+      &im2col_gemm_solver(), &implicit_gemm_solver(),    &reference_solver(),
   };
   return registry;
 }

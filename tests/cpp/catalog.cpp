@@ -244,6 +244,27 @@ std::vector<CatalogEntry> build() {
   add("convT3d_groups",
       B(3).transposed().channels(4, 2).groups(2).input({3, 3, 4}).filter({2}).stride({1, 2, 2}));
 
+  // Winograd (winograd_gemm): stride-1 3x3 and 3-tap problems. Odd sizes that leave partial
+  // tiles, sizes below one tile, every padding from 0 to 2 (asymmetric too), groups, 1-D, a depth
+  // filter of 1, and problems with at least 32 channels per group, which the GPU takes.
+  add_variants("wino_3x3_odd", B(2).channels(6, 5).input({13, 11}).filter({3}).pad({1}));
+  add("wino_3x3_below_tile", B(2).channels(4, 6).input({3, 2}).filter({3}).pad({1}));
+  add("wino_3x3_pad0", B(2).batch(3).channels(5, 4).input({10, 7}).filter({3}));
+  add("wino_3x3_pad2", B(2).channels(3, 5).input({6, 9}).filter({3}).pad({2}));
+  add("wino_3x3_asym_pad",
+      B(2).channels(4, 3).input({9, 10}).filter({3}).pad_begin({0, 2}).pad_end({2, 1}));
+  add("wino_3x3_groups", B(2).channels(8, 12).groups(2).input({10, 9}).filter({3}).pad({1}));
+  add("wino_3x1", B(2).channels(6, 4).input({11, 5}).filter({3, 1}).pad({1, 0}));
+  add_variants("wino_1d", B(1).channels(8, 6).input({37}).filter({3}).pad({1}));
+  add("wino_3d_depth1", B(3).channels(4, 6).input({3, 7, 8}).filter({1, 3, 3}).pad({0, 1, 1}));
+  add("wino_f64", B(2).channels(6, 4).input({9, 13}).filter({3}).pad({1}).dtype(DataType::f64));
+  add("wino_convT_s1", B(2).transposed().channels(5, 6).input({9, 8}).filter({3}));
+  add_variants("wino_c32", B(2).channels(32, 40).input({11, 9}).filter({3}).pad({1}));
+  add("wino_c32_groups", B(2).channels(64, 64).groups(2).input({7, 6}).filter({3}).pad({1}));
+  add("wino_c32_convT",
+      B(2).transposed().channels(32, 32).input({9, 8}).filter({3}).pad_begin({0, 1}).pad_end(
+          {1, 2}));
+
   // One problem whose user output has more than 2^31 elements, reached through the transposed
   // (backward-data) path, so that every kernel on that path must index with 64-bit integers.
   CatalogEntry big{"big_index_convT2d_f16",

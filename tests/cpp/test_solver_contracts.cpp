@@ -166,19 +166,21 @@ struct GemmSolverCase {
 
 std::vector<GemmSolverCase> gemm_solvers() {
   return {{&gemm_1x1_solver(), &gemm_1x1_chunk_plan},
-          {&im2col_gemm_solver(), &im2col_gemm_chunk_plan}};
+          {&im2col_gemm_solver(), &im2col_gemm_chunk_plan},
+          {&winograd_gemm_solver(), &winograd_gemm_chunk_plan}};
 }
 
 size_t bytes_per(DataType t) { return element_size(t); }
 
 TEST(Registry, OrderAndNames) {
   const auto& r = solver_registry();
-  ASSERT_EQ(r.size(), 5u);
+  ASSERT_EQ(r.size(), 6u);
   EXPECT_STREQ(r[0]->name(), "gemm_1x1");
   EXPECT_STREQ(r[1]->name(), "depthwise_direct");
-  EXPECT_STREQ(r[2]->name(), "im2col_gemm");
-  EXPECT_STREQ(r[3]->name(), "implicit_gemm");
-  EXPECT_STREQ(r[4]->name(), "reference");
+  EXPECT_STREQ(r[2]->name(), "winograd_gemm");
+  EXPECT_STREQ(r[3]->name(), "im2col_gemm");
+  EXPECT_STREQ(r[4]->name(), "implicit_gemm");
+  EXPECT_STREQ(r[5]->name(), "reference");
   for (const Solver* s : r) EXPECT_EQ(find_solver(s->name()), s);
   EXPECT_EQ(find_solver("no_such_solver"), nullptr);
   EXPECT_EQ(find_solver(""), nullptr);

@@ -18,6 +18,7 @@
 #include <utility>
 
 #include "base/half.h"
+#include "solvers/winograd_gemm/winograd.h"
 
 namespace gemmconv {
 namespace testing {
@@ -85,6 +86,12 @@ double tolerance(DataType t, int64_t terms) {
   const double u_acc = unit_roundoff(t == DataType::f64 ? DataType::f64 : DataType::f32);
   const double l = static_cast<double>(std::max<int64_t>(terms, 1));
   return 3.0 * unit_roundoff(t) + 8.0 * u_acc * std::sqrt(l);
+}
+
+double transform_tolerance(DataType t, int64_t terms, double factor, double worst) {
+  const double u_acc = unit_roundoff(t == DataType::f64 ? DataType::f64 : DataType::f32);
+  const double l = static_cast<double>(std::max<int64_t>(terms, 1));
+  return (1.0 + 3.0 * worst) * unit_roundoff(t) + 8.0 * factor * u_acc * std::sqrt(l);
 }
 
 namespace {
@@ -796,6 +803,11 @@ RunResult Tester::run(DeviceEnv& dev, const PlanOptions& opts) {
   }
   r.solver = plan.solver_name() ? plan.solver_name() : "(null)";
   r.workspace_bytes = plan.workspace_bytes;
+  if (plan.solver == &winograd_gemm_solver()) {
+    r.tol =
+        transform_tolerance(p_.dtype, max_terms_, winograd::error_factor(plan.shape, plan.regular),
+                            winograd::worst_error_factor(plan.shape, plan.regular));
+  }
 
   HostTensor* host[4] = {&in_, &out_, &w_, &bias_};
   HostTensor& result = result_tensor();

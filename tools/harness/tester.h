@@ -52,6 +52,13 @@ uint64_t test_seed();
 double unit_roundoff(DataType t);
 // The tolerance described above for L-term sums stored as `t`.
 double tolerance(DataType t, int64_t terms);
+// The tolerance of a transform-domain (Winograd) solver. Three roundings to the storage type in
+// the transform domain (input, filter, product) are amplified at most by `worst`
+// (winograd::worst_error_factor, a bound relative to abs), and the fp32 accumulation's random
+// walk by the typical `factor` (winograd::error_factor):
+//     (1 + 3 * worst) * u_out + 8 * factor * u_acc * sqrt(L).
+// See docs/design.md for the derivation of both factors.
+double transform_tolerance(DataType t, int64_t terms, double factor, double worst);
 
 // Typed host storage; values are read and written as doubles.
 class HostTensor {

@@ -1,0 +1,120 @@
+// CPU twins of the Winograd transform kernels: the shared per-element bodies in parallel loops.
+#include <algorithm>
+
+#include "kernels/dispatch.h"
+#include "kernels/parallel.h"
+#include "solvers/winograd_gemm/winograd.h"
+#include "solvers/winograd_gemm/winograd_kernels.h"
+
+namespace gemmconv {
+namespace winograd {
+namespace cpu {
+namespace {
+
+// Channels (or filter columns) transformed together: the T values of a block are stored point
+// by point, so that each store runs along one row instead of striding across the T points (whose
+// distance is often a multiple of 4 KiB, making every store of an element miss the same cache
+// set).
+constexpr int64_t kBlock = 32;
+
+}  // namespace
+
+Status filter(const Plan& p, const void* w, void* u) {
+  const Geo<int64_t> q = Geo<int64_t>::make(p, 0, 0);
+  return dispatch_tile(p, [&](auto tile) {
+    using Tl = decltype(tile);
+    constexpr int kT = Tl::kT;
+    return dispatch_dtype(p.dtype, [&](auto tag) {
+      using T = typename decltype(tag)::type;
+      using A = typename Elem<T>::acc;
+      const T* wt = static_cast<const T*>(w);
+      T* ut = static_cast<T*>(u);
+      const int64_t point = filter_point_stride(q);
+      parallel_for(q.g * q.cg, q.kg * kT, [&](int64_t b, int64_t e) {
+        A uv[kBlock][kT];
+        for (int64_t item = b; item < e; ++item) {
+          const int64_t grp = item / q.cg, c = item % q.cg;
+          for (int64_t k0 = 0; k0 < q.kg; k0 += kBlock) {
+            const int64_t nk = std::min(kBlock, q.kg - k0);
+            for (int64_t j = 0; j < nk; ++j) {
+              filter_tile<Tl::kAlphaH, Tl::kAlphaW>(q, wt, grp, c, k0 + j, uv[j]);
+            }
+            T* out = ut + filter_offset(q, grp, c, k0);
+            for (int t = 0; t < kT; ++t) {
+              for (int64_t j = 0; j < nk; ++j) out[t * point + j] = Elem<T>::store(uv[j][t]);
+            }
+          }
+        }
+      });
+      return Status::success();
+    });
+  });
+}
+
+Status input(const Plan& p, const void* src, void* buf, int64_t r0, int64_t rows) {
+  const Geo<int64_t> q = Geo<int64_t>::make(p, r0, rows);
+  return dispatch_tile(p, [&](auto tile) {
+    using Tl = decltype(tile);
+    constexpr int kT = Tl::kT;
+    return dispatch_dtype(p.dtype, [&](auto tag) {
+      using T = typename decltype(tag)::type;
+      using A = typename Elem<T>::acc;
+      const T* s = static_cast<const T*>(src);
+      T* bt = static_cast<T*>(buf);
+      const int64_t point = point_stride(q, q.src_chg);
+      parallel_for(rows, q.src_ch * kT, [&](int64_t b, int64_t e) {
+        A v[kBlock][kT];
+        for (int64_t r = b; r < e; ++r) {
+          for (int64_t c0 = 0; c0 < q.src_ch; c0 += kBlock) {
+            const int64_t nc = std::min(kBlock, q.src_ch - c0);
+            for (int64_t j = 0; j < nc; ++j) {
+              input_tile<Tl::kAlphaH, Tl::kAlphaW>(q, s, r, c0 + j, v[j]);
+            }
+            int64_t base[kBlock];
+            for (int64_t j = 0; j < nc; ++j) base[j] = row_offset(q, r, c0 + j, q.src_chg);
+            for (int t = 0; t < kT; ++t) {
+              for (int64_t j = 0; j < nc; ++j) bt[base[j] + t * point] = Elem<T>::store(v[j][t]);
+            }
+          }
+        }
+      });
+      return Status::success();
+    });
+  });
+}
+
+Status output(const Plan& p, const void* buf, void* dst, int64_t r0, int64_t rows) {
+  const Geo<int64_t> q = Geo<int64_t>::make(p, r0, rows);
+  return dispatch_tile(p, [&](auto tile) {
+    using Tl = decltype(tile);
+    constexpr int kT = Tl::kT;
+    return dispatch_dtype(p.dtype, [&](auto tag) {
+      using T = typename decltype(tag)::type;
+      using A = typename Elem<T>::acc;
+      const T* bt = static_cast<const T*>(buf);
+      T* d = static_cast<T*>(dst);
+      const int64_t point = point_stride(q, q.dst_chg);
+      parallel_for(rows, q.dst_ch * kT, [&](int64_t b, int64_t e) {
+        A m[kBlock][kT];
+        for (int64_t r = b; r < e; ++r) {
+          for (int64_t c0 = 0; c0 < q.dst_ch; c0 += kBlock) {
+            const int64_t nc = std::min(kBlock, q.dst_ch - c0);
+            int64_t base[kBlock];
+            for (int64_t j = 0; j < nc; ++j) base[j] = row_offset(q, r, c0 + j, q.dst_chg);
+            for (int t = 0; t < kT; ++t) {
+              for (int64_t j = 0; j < nc; ++j) m[j][t] = Elem<T>::load(bt[base[j] + t * point]);
+            }
+            for (int64_t j = 0; j < nc; ++j) {
+              output_tile<Tl::kAlphaH, Tl::kAlphaW, T>(q, m[j], d, r, c0 + j);
+            }
+          }
+        }
+      });
+      return Status::success();
+    });
+  });
+}
+
+}  // namespace cpu
+}  // namespace winograd
+}  // namespace gemmconv

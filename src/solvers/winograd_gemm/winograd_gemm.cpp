@@ -1,0 +1,293 @@
+// The winograd_gemm solver: stride-1 3x3 (and 3-tap 1-D) correlations as input, filter and
+// output transforms around one strided-batched GEMM over transform points and groups.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "solvers/common.h"
+#include "solvers/gemm_map.h"
+#include "solvers/solvers.h"
+#include "solvers/winograd_gemm/winograd.h"
+#include "solvers/winograd_gemm/winograd_math.h"
+
+namespace gemmconv {
+namespace winograd {
+namespace {
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+constexpr double kF2Bt[] = {1, 0, -1, 0, 0, 1, 1, 0, 0, -1, 1, 0, 0, 1, 0, -1};
+constexpr double kF2G[] = {1, 0, 0, 0.5, 0.5, 0.5, 0.5, -0.5, 0.5, 0, 0, 1};
+constexpr double kF2At[] = {1, 1, 1, 0, 0, 1, -1, -1};
+constexpr double kF4Bt[] = {4, 0,  -5, 0, 1, 0, 0, -4, -4, 1,  1, 0, 0, 4, -4, -1, 1, 0,
+                            0, -2, -1, 2, 1, 0, 0, 2,  -1, -2, 1, 0, 0, 4, 0,  -5, 0, 1};
+constexpr double kF4G[] = {1.0 / 4,  0,         0,        -1.0 / 6, -1.0 / 6, -1.0 / 6,
+                           -1.0 / 6, 1.0 / 6,   -1.0 / 6, 1.0 / 24, 1.0 / 12, 1.0 / 6,
+                           1.0 / 24, -1.0 / 12, 1.0 / 6,  0,        0,        1};
+constexpr double kF4At[] = {1, 1, 1, 1, 1, 0, 0, 1, -1, 2, -2, 0,
+                            0, 1, 1, 4, 4, 0, 0, 1, -1, 8, -8, 1};
+constexpr double kOne[] = {1};
+
+// Leading padding of one axis as the correlation sees it, and whether the axis is supported:
+// stride 1, dilation 1 on a 3-tap axis, 1 or 3 taps, padding within [0, taps - 1] each side.
+bool axis_ok(const ConvShape& s, int a) {
+  const int64_t taps = s.filt[a];
+  if (taps != 1 && taps != 3) return false;
+  if (s.stride[a] != 1 || (taps == 3 && s.dilation[a] != 1)) return false;
+  const int64_t pad_end = s.out[a] + taps - 1 - s.in[a] - s.pad[a];
+  return s.pad[a] >= 0 && s.pad[a] <= taps - 1 && pad_end >= 0 && pad_end <= taps - 1;
+}
+
+}  // namespace
+
+Matrices matrices(int alpha) {
+  if (alpha == 4) return Matrices{4, 2, 3, kF2Bt, kF2G, kF2At};
+  if (alpha == 6) return Matrices{6, 4, 3, kF4Bt, kF4G, kF4At};
+  return Matrices{1, 1, 1, kOne, kOne, kOne};
+}
+
+double axis_worst_case(int alpha) {
+  const Matrices mt = matrices(alpha);
+  double worst = 0.0;
+  for (int o = 0; o < mt.m; ++o) {
+    double sum = 0.0;
+    for (int xi = 0; xi < mt.alpha; ++xi) {
+      double gs = 0.0, bs = 0.0;
+      for (int j = 0; j < mt.r; ++j) gs += std::fabs(mt.g[xi * mt.r + j]);
+      for (int i = 0; i < mt.alpha; ++i) bs += std::fabs(mt.bt[xi * mt.alpha + i]);
+      sum += std::fabs(mt.at[o * mt.alpha + xi]) * gs * bs;
+    }
+    worst = std::max(worst, sum / mt.r);
+  }
+  return worst;
+}
+
+double axis_amplification(int alpha) {
+  const Matrices mt = matrices(alpha);
+  double worst = 0.0;
+  for (int o = 0; o < mt.m; ++o) {
+    double sq = 0.0;
+    for (int xi = 0; xi < mt.alpha; ++xi) {
+      double gs = 0.0, bs = 0.0;
+      for (int j = 0; j < mt.r; ++j) gs += mt.g[xi * mt.r + j] * mt.g[xi * mt.r + j];
+      for (int i = 0; i < mt.alpha; ++i) bs += mt.bt[xi * mt.alpha + i] * mt.bt[xi * mt.alpha + i];
+      const double e = mt.at[o * mt.alpha + xi];
+      sq += e * e * gs * bs;
+    }
+    worst = std::max(worst, std::sqrt(sq / mt.r));
+  }
+  return worst;
+}
+
+int pick_alpha(int64_t taps, int64_t extent, DataType t) {
+  if (taps == 1) return 1;
+  if (t == DataType::f16 || t == DataType::bf16) return 4;
+  return 6 * ceil_div(extent, 4) < 4 * ceil_div(extent, 2) ? 6 : 4;
+}
+
+Plan make_plan(const ConvShape& s, Direction d) {
+  Plan p;
+  if (d != Direction::forward && d != Direction::backward_data) return p;
+  if (!solvers::has_work(s) || s.cg() < 2) return p;
+  if (s.filt[0] != 1 || s.pad[0] != 0 || s.stride[0] != 1 || s.out[0] != s.in[0]) return p;
+  if (!axis_ok(s, 1) || !axis_ok(s, 2) || (s.filt[1] == 1 && s.filt[2] == 1)) return p;
+  const bool bwd = d == Direction::backward_data;
+  p.backward = bwd;
+  p.n = s.n;
+  p.planes = s.in[0];
+  p.g = s.g;
+  p.filt_h = s.filt[1];
+  p.filt_w = s.filt[2];
+  p.layout = s.layout;
+  p.dtype = s.dtype;
+  p.src_ch = bwd ? s.k : s.c;
+  p.dst_ch = bwd ? s.c : s.k;
+  p.src_h = bwd ? s.out[1] : s.in[1];
+  p.src_w = bwd ? s.out[2] : s.in[2];
+  p.dst_h = bwd ? s.in[1] : s.out[1];
+  p.dst_w = bwd ? s.in[2] : s.out[2];
+  // Backward data correlates dy with the flipped filter; its leading padding is taps - 1 - pad.
+  p.pad_h = bwd ? s.filt[1] - 1 - s.pad[1] : s.pad[1];
+  p.pad_w = bwd ? s.filt[2] - 1 - s.pad[2] : s.pad[2];
+  p.alpha_h = pick_alpha(s.filt[1], p.dst_h, s.dtype);
+  p.alpha_w = pick_alpha(s.filt[2], p.dst_w, s.dtype);
+  p.m_h = p.alpha_h == 1 ? 1 : p.alpha_h - 2;
+  p.m_w = p.alpha_w == 1 ? 1 : p.alpha_w - 2;
+  p.transforms = int64_t(p.alpha_h) * p.alpha_w;
+  p.tiles_h = ceil_div(p.dst_h, p.m_h);
+  p.tiles_w = ceil_div(p.dst_w, p.m_w);
+  p.tiles_per_sample = p.planes * p.tiles_h * p.tiles_w;
+  p.valid = true;
+  return p;
+}
+
+double error_factor(const ConvShape& s, Direction d) {
+  const Plan p = make_plan(s, d);
+  if (!p.valid) return 1.0;
+  return axis_amplification(p.alpha_h) * axis_amplification(p.alpha_w);
+}
+
+double worst_error_factor(const ConvShape& s, Direction d) {
+  const Plan p = make_plan(s, d);
+  if (!p.valid) return 1.0;
+  return axis_worst_case(p.alpha_h) * axis_worst_case(p.alpha_w);
+}
+
+int64_t filter_elements(const Plan& p) {
+  return p.transforms * (p.src_ch / p.g) * (p.dst_ch / p.g) * p.g;
+}
+int64_t source_elements(const Plan& p, int64_t rows) { return p.transforms * rows * p.src_ch; }
+int64_t dest_elements(const Plan& p, int64_t rows) { return p.transforms * rows * p.dst_ch; }
+
+}  // namespace winograd
+
+namespace {
+
+using solvers::ChunkPlan;
+using solvers::WorkspaceLayout;
+
+struct Carve {
+  size_t u = 0, src = 0, dst = 0, total = 0;
+};
+
+Carve carve(const winograd::Plan& p, int64_t rows) {
+  WorkspaceLayout l;
+  Carve c;
+  c.u = l.add(solvers::bytes_of(p.dtype, winograd::filter_elements(p)));
+  c.src = l.add(solvers::bytes_of(p.dtype, winograd::source_elements(p, rows)));
+  c.dst = l.add(solvers::bytes_of(p.dtype, winograd::dest_elements(p, rows)));
+  c.total = l.total();
+  return c;
+}
+
+// The GEMM of `rows` tiles, bound to the buffers: the source buffer stands for the x side
+// forward (V) and the y side backward (the transformed dy), the destination buffer for the other.
+GemmDesc chunk_gemm(const ConvShape& s, Direction d, const winograd::Plan& p, int64_t rows, void* u,
+                    void* src, void* dst) {
+  const solvers::GemmMap map =
+      solvers::gemm_map(s, d, solvers::GemmScheme::winograd, rows, p.transforms);
+  const ConvTensors sides = p.backward ? ConvTensors{dst, u, src} : ConvTensors{src, u, dst};
+  return map.bind(s.dtype, sides);
+}
+
+ChunkPlan chunk_plan(const ConvShape& s, Direction d, const winograd::Plan& p, size_t budget) {
+  if (!p.valid) return ChunkPlan{};
+  const auto bytes = [&p](int64_t rows, bool) { return carve(p, rows).total; };
+  const auto gemm_ok = [&](int64_t rows) {
+    const solvers::GemmMap map =
+        solvers::gemm_map(s, d, solvers::GemmScheme::winograd, rows, p.transforms);
+    return map.valid && solvers::gemm_fits(chunk_gemm(s, d, p, rows, nullptr, nullptr, nullptr));
+  };
+  return solvers::plan_chunks(p.tiles(), budget, false, bytes, gemm_ok);
+}
+
+// Where the transforms pay for their memory traffic. On a GPU the transform-domain buffers cost
+// about 2 * T / (m_h m_w) (4.5 for F(4x4)) extra reads and writes per element of x and y, against
+// 9 - T / (m_h m_w) fewer multiply-adds per output; with the fp32 compute-to-bandwidth ratios of
+// the H200 and the RX 5700 XT (some 50 and 90 flops per value moved) that is a gain once both
+// channel counts per group reach some 32 to 64. On the CPU (measured with the driver, see
+// docs/performance.md) fp32 and fp64 gain from 16 channels per group on; f16 and bf16 do not,
+// because the CPU GEMM provider widens and narrows every batch entry.
+bool worthwhile(const ConvShape& s, const Capabilities& caps) {
+  const int64_t channels = std::min(s.cg(), s.kg());
+  if (caps.kind == DeviceKind::gpu) return channels >= 32;
+  return channels >= 16 && (s.dtype == DataType::f32 || s.dtype == DataType::f64);
+}
+
+class WinogradGemmSolver final : public Solver {
+ public:
+  const char* name() const override { return "winograd_gemm"; }
+
+  bool is_applicable(const ConvShape& s, Direction d, const PlanContext& ctx) const override {
+    if (ctx.caps == nullptr) return false;
+#ifndef GEMMCONV_WITH_GPU
+    if (ctx.caps->kind == DeviceKind::gpu) return false;
+#endif
+    const winograd::Plan p = winograd::make_plan(s, d);
+    return p.valid && chunk_plan(s, d, p, ctx.workspace_budget).chunk > 0;
+  }
+
+  bool preferred(const ConvShape& s, Direction, const PlanContext& ctx) const override {
+    return ctx.caps != nullptr && worthwhile(s, *ctx.caps);
+  }
+
+  size_t workspace_bytes(const ConvShape& s, Direction d, const PlanContext& ctx) const override {
+    return chunk_plan(s, d, winograd::make_plan(s, d), ctx.workspace_budget).bytes;
+  }
+
+  Status run(const ConvShape& s, Direction d, const ConvTensors& t,
+             const ExecContext& ctx) const override {
+    if (ctx.caps == nullptr) {
+      return Status(StatusCode::invalid_argument, "winograd_gemm: ctx.caps is null");
+    }
+    const winograd::Plan p = winograd::make_plan(s, d);
+    if (!p.valid) {
+      return Status(StatusCode::not_applicable, "winograd_gemm: not a stride-1 3-tap problem");
+    }
+    const ChunkPlan cp = chunk_plan(s, d, p, ctx.workspace_bytes);
+    if (cp.chunk == 0) {
+      return Status(StatusCode::workspace_too_small,
+                    "winograd_gemm: not applicable to this problem within the workspace handed in");
+    }
+    if (ctx.workspace == nullptr) {
+      return Status(StatusCode::invalid_argument, "winograd_gemm: workspace is null");
+    }
+    const bool gpu = ctx.caps->kind == DeviceKind::gpu;
+#ifndef GEMMCONV_WITH_GPU
+    if (gpu) return Status(StatusCode::unsupported, "winograd_gemm: this build has no GPU support");
+#endif
+    const Carve cv = carve(p, cp.chunk);
+    void* u = solvers::at_byte(ctx.workspace, cv.u);
+    void* src_buf = solvers::at_byte(ctx.workspace, cv.src);
+    void* dst_buf = solvers::at_byte(ctx.workspace, cv.dst);
+    const void* src = p.backward ? t.y : t.x;
+    void* dst = p.backward ? t.x : t.y;
+
+    Status st;
+#ifdef GEMMCONV_WITH_GPU
+    if (gpu) {
+      st = winograd::gpu::filter(ctx, p, t.w, u);
+    } else {
+      st = winograd::cpu::filter(p, t.w, u);
+    }
+#else
+    st = winograd::cpu::filter(p, t.w, u);
+#endif
+    if (!st.ok()) return st;
+    const int64_t tiles = p.tiles();
+    for (int64_t r0 = 0; r0 < tiles; r0 += cp.chunk) {
+      const int64_t rows = std::min(cp.chunk, tiles - r0);
+#ifdef GEMMCONV_WITH_GPU
+      st = gpu ? winograd::gpu::input(ctx, p, src, src_buf, r0, rows)
+               : winograd::cpu::input(p, src, src_buf, r0, rows);
+#else
+      st = winograd::cpu::input(p, src, src_buf, r0, rows);
+#endif
+      if (!st.ok()) return st;
+      st = solvers::run_gemm(ctx, chunk_gemm(s, d, p, rows, u, src_buf, dst_buf));
+      if (!st.ok()) return st;
+#ifdef GEMMCONV_WITH_GPU
+      st = gpu ? winograd::gpu::output(ctx, p, dst_buf, dst, r0, rows)
+               : winograd::cpu::output(p, dst_buf, dst, r0, rows);
+#else
+      st = winograd::cpu::output(p, dst_buf, dst, r0, rows);
+#endif
+      if (!st.ok()) return st;
+    }
+    return Status::success();
+  }
+};
+
+}  // namespace
+
+// Chunks count tiles of the whole problem.
+solvers::ChunkPlan winograd_gemm_chunk_plan(const ConvShape& s, Direction d, size_t budget) {
+  return chunk_plan(s, d, winograd::make_plan(s, d), budget);
+}
+
+const Solver& winograd_gemm_solver() {
+  static const WinogradGemmSolver solver;
+  return solver;
+}
+
+}  // namespace gemmconv

@@ -1,0 +1,368 @@
+// The winograd_gemm solver: its transforms against the matrices and a direct correlation, which
+// problems it takes and which tile it picks, its place in the planner, and a tolerance that still
+// catches a single lost product.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "catalog.h"
+#include "gemmconv/engine.h"
+#include "solvers/winograd_gemm/winograd.h"
+#include "solvers/winograd_gemm/winograd_math.h"
+#include "tester.h"
+
+namespace gemmconv {
+namespace testing {
+namespace {
+
+class CleanConfig {
+ public:
+  CleanConfig() : saved_(config()) { set_config(Config{}); }
+  ~CleanConfig() { set_config(saved_); }
+
+ private:
+  Config saved_;
+};
+
+// Applies the written-out 1-D transforms to unit vectors and compares with the matrix tables.
+template <int kAlpha>
+void check_axis_against_matrices() {
+  using Ax = winograd::Axis<kAlpha>;
+  const winograd::Matrices mt = winograd::matrices(kAlpha);
+  ASSERT_EQ(mt.alpha, kAlpha);
+  ASSERT_EQ(mt.m, Ax::kM);
+  for (int col = 0; col < kAlpha; ++col) {
+    double d[kAlpha] = {}, v[kAlpha] = {};
+    d[col] = 1.0;
+    Ax::input(d, 1, v, 1);
+    for (int row = 0; row < kAlpha; ++row) {
+      EXPECT_DOUBLE_EQ(v[row], mt.bt[row * kAlpha + col]) << "B^T alpha " << kAlpha;
+    }
+    double m[kAlpha] = {}, y[Ax::kM] = {};
+    m[col] = 1.0;
+    Ax::output(m, 1, y, 1);
+    for (int row = 0; row < Ax::kM; ++row) {
+      EXPECT_DOUBLE_EQ(y[row], mt.at[row * kAlpha + col]) << "A^T alpha " << kAlpha;
+    }
+  }
+  for (int col = 0; col < 3; ++col) {
+    double g[3] = {}, u[kAlpha] = {};
+    g[col] = 1.0;
+    Ax::filter(g, 1, u, 1);
+    for (int row = 0; row < kAlpha; ++row) {
+      EXPECT_NEAR(u[row], mt.g[row * 3 + col], 1e-15) << "G alpha " << kAlpha;
+    }
+  }
+}
+
+TEST(WinogradMath, TransformsMatchTheMatrices) {
+  check_axis_against_matrices<4>();
+  check_axis_against_matrices<6>();
+}
+
+// A 2-D tile of random data through the three transforms equals the direct correlation.
+template <int kAH, int kAW>
+void check_tile_correlation() {
+  using Tl = winograd::Tile<kAH, kAW>;
+  std::mt19937_64 rng(7);
+  std::uniform_real_distribution<double> dist(-1.0, 1.0);
+  double d[Tl::kT], g[Tl::kRH * Tl::kRW];
+  for (double& v : d) v = dist(rng);
+  for (double& v : g) v = dist(rng);
+  double v[Tl::kT], u[Tl::kT], m[Tl::kT], y[Tl::kMH * Tl::kMW];
+  Tl::input(d, v);
+  Tl::filter(g, u);
+  for (int t = 0; t < Tl::kT; ++t) m[t] = v[t] * u[t];
+  Tl::output(m, y);
+  for (int a = 0; a < Tl::kMH; ++a) {
+    for (int b = 0; b < Tl::kMW; ++b) {
+      double want = 0.0;
+      for (int i = 0; i < Tl::kRH; ++i) {
+        for (int j = 0; j < Tl::kRW; ++j) want += d[(a + i) * kAW + b + j] * g[i * Tl::kRW + j];
+      }
+      EXPECT_NEAR(y[a * Tl::kMW + b], want, 1e-12) << kAH << "x" << kAW << " at " << a << "," << b;
+    }
+  }
+}
+
+TEST(WinogradMath, TilesComputeTheCorrelation) {
+  check_tile_correlation<4, 4>();
+  check_tile_correlation<6, 6>();
+  check_tile_correlation<4, 6>();
+  check_tile_correlation<6, 4>();
+  check_tile_correlation<1, 4>();
+  check_tile_correlation<1, 6>();
+  check_tile_correlation<4, 1>();
+  check_tile_correlation<6, 1>();
+}
+
+TEST(WinogradMath, AmplificationFactors) {
+  EXPECT_DOUBLE_EQ(winograd::axis_amplification(1), 1.0);
+  EXPECT_NEAR(winograd::axis_amplification(4), std::sqrt(5.0 / 3.0), 1e-12);
+  // 2-D F(4x4): 283 / 9.
+  EXPECT_NEAR(std::pow(winograd::axis_amplification(6), 2), 283.0 / 9.0, 1e-9);
+  EXPECT_DOUBLE_EQ(winograd::axis_worst_case(1), 1.0);
+  EXPECT_NEAR(winograd::axis_worst_case(4), 8.0 / 3.0, 1e-12);
+  EXPECT_NEAR(winograd::axis_worst_case(6), 16.0, 1e-12);
+}
+
+TEST(WinogradPlan, PicksTheTileWithFewerTransformPoints) {
+  // alpha * ceil(extent / m): F(4,3) when it computes fewer values, F(2,3) on ties.
+  EXPECT_EQ(winograd::pick_alpha(3, 56, DataType::f32), 6);
+  EXPECT_EQ(winograd::pick_alpha(3, 7, DataType::f32), 6);
+  EXPECT_EQ(winograd::pick_alpha(3, 3, DataType::f32), 6);
+  EXPECT_EQ(winograd::pick_alpha(3, 5, DataType::f32), 4);  // 12 vs 12
+  EXPECT_EQ(winograd::pick_alpha(3, 6, DataType::f32), 4);  // 12 vs 12
+  EXPECT_EQ(winograd::pick_alpha(3, 2, DataType::f32), 4);
+  EXPECT_EQ(winograd::pick_alpha(3, 1, DataType::f32), 4);
+  EXPECT_EQ(winograd::pick_alpha(3, 56, DataType::f64), 6);
+  // fp16 and bf16 stay on F(2,3).
+  EXPECT_EQ(winograd::pick_alpha(3, 56, DataType::f16), 4);
+  EXPECT_EQ(winograd::pick_alpha(3, 56, DataType::bf16), 4);
+  EXPECT_EQ(winograd::pick_alpha(1, 56, DataType::f32), 1);
+}
+
+ConvShape shape_of(const ConvProblem& p) { return canonical_shape(p); }
+
+TEST(WinogradPlan, Applicability) {
+  using B = ProblemBuilder;
+  const auto valid = [](const ConvProblem& p, Direction d) {
+    return winograd::make_plan(shape_of(p), d).valid;
+  };
+  const B base = B(2).channels(8, 8).input({9, 9}).filter({3}).pad({1});
+  EXPECT_TRUE(valid(base, Direction::forward));
+  EXPECT_TRUE(valid(base, Direction::backward_data));
+  EXPECT_FALSE(valid(base, Direction::backward_weight));
+  EXPECT_FALSE(valid(B(base).stride({2}), Direction::forward));
+  EXPECT_FALSE(valid(B(base).dilation({2}).pad({2}), Direction::forward));
+  EXPECT_FALSE(valid(B(base).filter({5}).pad({2}), Direction::forward));
+  EXPECT_FALSE(valid(B(base).filter({1}).pad({0}), Direction::forward));
+  EXPECT_FALSE(valid(B(base).pad({3}), Direction::forward));
+  EXPECT_FALSE(valid(B(base).groups(8), Direction::forward));  // depthwise
+  EXPECT_TRUE(valid(B(base).groups(4), Direction::forward));
+  EXPECT_TRUE(valid(B(base).filter({3, 1}).pad({1, 0}), Direction::forward));
+  EXPECT_FALSE(valid(B(base).filter({3, 1}).pad({1, 1}), Direction::forward));
+  EXPECT_TRUE(valid(B(1).channels(4, 4).input({20}).filter({3}).pad({1}), Direction::forward));
+  EXPECT_TRUE(valid(B(3).channels(4, 4).input({3, 8, 8}).filter({1, 3, 3}).pad({0, 1, 1}),
+                    Direction::forward));
+  EXPECT_FALSE(
+      valid(B(3).channels(4, 4).input({5, 8, 8}).filter({3}).pad({1}), Direction::forward));
+  // A transposed stride-1 problem reaches the solver as a regular pass.
+  EXPECT_TRUE(valid(B(base).transposed(), Direction::backward_data));
+}
+
+TEST(WinogradPlan, BackwardDataCorrelatesWithTheFlippedPadding) {
+  const ConvProblem p =
+      ProblemBuilder(2).channels(4, 6).input({9, 10}).filter({3}).pad_begin({0, 2}).pad_end({2, 1});
+  const winograd::Plan f = winograd::make_plan(shape_of(p), Direction::forward);
+  const winograd::Plan b = winograd::make_plan(shape_of(p), Direction::backward_data);
+  ASSERT_TRUE(f.valid && b.valid);
+  EXPECT_EQ(f.pad_h, 0);
+  EXPECT_EQ(f.pad_w, 2);
+  EXPECT_EQ(b.pad_h, 2);
+  EXPECT_EQ(b.pad_w, 0);
+  EXPECT_EQ(b.src_ch, 6);
+  EXPECT_EQ(b.dst_ch, 4);
+  EXPECT_EQ(b.dst_h, 9);
+  EXPECT_EQ(b.dst_w, 10);
+  EXPECT_EQ(f.dst_h, 9);   // 9 + 0 + 2 - 2
+  EXPECT_EQ(f.dst_w, 11);  // 10 + 2 + 1 - 2
+}
+
+Capabilities fake_gpu() {
+  Capabilities c;
+  c.kind = DeviceKind::gpu;
+  c.arch = "sm_90";
+  c.matrix_units = true;
+  c.warp_size = 32;
+  c.multiprocessors = 132;
+  c.max_threads_per_block = 1024;
+  c.shared_memory_per_block = 49152;
+  return c;
+}
+
+struct Layer {
+  int64_t c;
+  int64_t hw;
+};
+const Layer kResNet50[] = {{64, 56}, {128, 28}, {256, 14}, {512, 7}};
+
+ConvProblem resnet_layer(const Layer& l, Layout layout, DataType t) {
+  return ProblemBuilder(2)
+      .batch(32)
+      .channels(l.c, l.c)
+      .input({l.hw, l.hw})
+      .filter({3})
+      .pad({1})
+      .layout(layout)
+      .dtype(t);
+}
+
+// The ResNet-50 3x3 stride-1 layers go to winograd_gemm forward and backward_data, on the CPU
+// and (in a GPU build) the GPU, under the default workspace budget.
+TEST(WinogradPlan, ChosenForResNet50Layers) {
+  CleanConfig clean;
+  std::vector<Capabilities> devices = {cpu_capabilities()};
+  if (gpu_build()) devices.push_back(fake_gpu());
+  for (const Capabilities& caps : devices) {
+    for (const Layer& l : kResNet50) {
+      for (Layout layout : {Layout::contiguous, Layout::channels_last}) {
+        for (DataType t : {DataType::f32, DataType::f16}) {
+          if (caps.kind == DeviceKind::cpu && t == DataType::f16) continue;  // see worthwhile()
+          for (Direction d : {Direction::forward, Direction::backward_data}) {
+            const ConvProblem p = resnet_layer(l, layout, t);
+            Plan plan;
+            ASSERT_TRUE(make_plan(p, d, caps, PlanOptions{}, &plan).ok());
+            EXPECT_STREQ(plan.solver_name(), "winograd_gemm")
+                << to_string(p) << " " << to_string(d) << " on " << to_string(caps.kind);
+            EXPECT_LE(plan.workspace_bytes, size_t(256) << 20) << to_string(p);
+          }
+        }
+      }
+    }
+  }
+}
+
+// Few channels: correct (it runs when asked for by name) but not the planner's choice.
+TEST(WinogradPlan, NotPreferredForFewChannels) {
+  CleanConfig clean;
+  std::vector<Capabilities> devices = {cpu_capabilities()};
+  if (gpu_build()) devices.push_back(fake_gpu());
+  for (const Capabilities& caps : devices) {
+    const ConvProblem p =
+        ProblemBuilder(2).batch(8).channels(8, 8).input({32}).filter({3}).pad({1});
+    Plan plan;
+    ASSERT_TRUE(make_plan(p, Direction::forward, caps, PlanOptions{}, &plan).ok());
+    EXPECT_STRNE(plan.solver_name(), "winograd_gemm") << to_string(caps.kind);
+    PlanOptions named;
+    named.solver = "winograd_gemm";
+    EXPECT_TRUE(make_plan(p, Direction::forward, caps, named, &plan).ok()) << to_string(caps.kind);
+  }
+  // fp16 on the CPU: the CPU GEMM provider widens every batch entry.
+  const ConvProblem h = resnet_layer(kResNet50[1], Layout::contiguous, DataType::f16);
+  Plan plan;
+  ASSERT_TRUE(make_plan(h, Direction::forward, cpu_capabilities(), PlanOptions{}, &plan).ok());
+  EXPECT_STRNE(plan.solver_name(), "winograd_gemm");
+}
+
+TEST(WinogradPlan, DisabledByName) {
+  CleanConfig clean;
+  Config c;
+  c.disabled.insert("winograd_gemm");
+  set_config(c);
+  Plan plan;
+  const ConvProblem p = resnet_layer(kResNet50[2], Layout::contiguous, DataType::f32);
+  ASSERT_TRUE(make_plan(p, Direction::forward, cpu_capabilities(), PlanOptions{}, &plan).ok());
+  EXPECT_STRNE(plan.solver_name(), "winograd_gemm");
+}
+
+// Chunking: a budget that holds a few tiles still computes the whole problem correctly.
+TEST(WinogradSolver, SmallBudgetChunksTiles) {
+  CleanConfig clean;
+  auto dev = make_cpu_env();
+  if (!dev->gemm) GTEST_SKIP() << "this build has no CPU BLAS";
+  const ConvProblem p =
+      ProblemBuilder(2).batch(3).channels(6, 5).input({13, 11}).filter({3}).pad({1});
+  for (Pass pass : {Pass::forward, Pass::backward_data}) {
+    Tester t("wino_chunks", p, pass, test_seed());
+    ASSERT_TRUE(t.prepare().ok());
+    PlanOptions opts;
+    opts.solver = "winograd_gemm";
+    opts.workspace_budget = 64 * 1024;  // a fraction of the 3 * 12 tiles' buffers
+    const RunResult r = t.run(*dev, opts);
+    EXPECT_FALSE(r.declined);
+    EXPECT_TRUE(r.passed()) << r.describe();
+    EXPECT_LE(r.workspace_bytes, opts.workspace_budget);
+  }
+}
+
+// The tolerance is loose enough for the transforms' rounding and tight enough that dropping a
+// single product of the sum (one weight tap of one channel) fails it. bf16's bound (worst-case
+// storage roundings of an 8-bit mantissa) is 8.7%, above the weight of one product in any sum
+// of 18 or more: its case loses a filter row (three products) of one of two channels.
+void check_detects_lost_term(DataType t, int64_t hw, int64_t channels = 16, int64_t lost_taps = 1) {
+  CleanConfig clean;
+  auto dev = make_cpu_env();
+  if (!dev->gemm) GTEST_SKIP() << "this build has no CPU BLAS";
+  const ConvProblem p = ProblemBuilder(2)
+                            .batch(1)
+                            .channels(channels, 4)
+                            .input({hw, hw})
+                            .filter({3})
+                            .pad({1})
+                            .dtype(t);
+  const ConvShape s = canonical_shape(p);
+  HostTensor x(t, input_elements(p)), w(t, weight_elements(p)), y(t, output_elements(p));
+  x.fill_random(11);
+  w.fill_random(12);
+  Plan plan;
+  PlanOptions opts;
+  opts.solver = "winograd_gemm";
+  ASSERT_TRUE(make_plan(p, Direction::forward, dev->caps, opts, &plan).ok());
+  std::vector<unsigned char> ws(plan.workspace_bytes);
+  ExecContext ctx;
+  ctx.caps = &dev->caps;
+  ctx.gemm = dev->gemm.get();
+  ctx.workspace = ws.data();
+  ctx.workspace_bytes = ws.size();
+  const double factor = winograd::error_factor(s, Direction::forward);
+  const int64_t L = s.cg() * 9;
+  const double tol =
+      transform_tolerance(t, L, factor, winograd::worst_error_factor(s, Direction::forward));
+  // err = max |got - truth| / sum |terms| over y, with the truth in float64.
+  const auto max_err = [&](const HostTensor& weights) {
+    ConvBuffers b;
+    b.input = x.data();
+    b.weight = weights.data();
+    b.output = y.data();
+    EXPECT_TRUE(execute(plan, b, ctx).ok());
+    double worst = 0.0;
+    for (int64_t k = 0; k < s.k; ++k) {
+      for (int64_t oh = 0; oh < s.out[1]; ++oh) {
+        for (int64_t ow = 0; ow < s.out[2]; ++ow) {
+          double sum = 0.0, abs = 0.0;
+          for (int64_t c = 0; c < s.c; ++c) {
+            for (int64_t i = 0; i < 3; ++i) {
+              for (int64_t j = 0; j < 3; ++j) {
+                const int64_t ih = oh - 1 + i, iw = ow - 1 + j;
+                if (ih < 0 || iw < 0 || ih >= hw || iw >= hw) continue;
+                const double term =
+                    x.get((c * hw + ih) * hw + iw) * w.get(((k * s.c + c) * 3 + i) * 3 + j);
+                sum += term;
+                abs += std::fabs(term);
+              }
+            }
+          }
+          const double got = y.get((k * s.out[1] + oh) * s.out[2] + ow);
+          worst = std::max(worst, std::fabs(got - sum) / abs);
+        }
+      }
+    }
+    return worst;
+  };
+  const double clean_err = max_err(w);
+  EXPECT_LE(clean_err, tol) << to_string(p);
+  HostTensor broken = w;
+  const int64_t lost_c = std::min<int64_t>(5, s.c - 1);
+  for (int64_t j = 0; j < lost_taps; ++j) {  // k = 2, centre row, from the centre tap on
+    broken.set(((2 * s.c + lost_c) * 3 + 1) * 3 + (1 + j) % 3, 0.0);
+  }
+  const double broken_err = max_err(broken);
+  EXPECT_GT(broken_err, tol) << to_string(p) << ": a lost product went unnoticed";
+  std::printf("[ winograd ] %s factor %.1f: error %.3e, tolerance %.3e, one lost product %.3e\n",
+              to_string(p).c_str(), factor, clean_err, tol, broken_err);
+}
+
+TEST(WinogradTolerance, F4x4Fp32DetectsALostProduct) { check_detects_lost_term(DataType::f32, 12); }
+TEST(WinogradTolerance, F2x2Fp16DetectsALostProduct) { check_detects_lost_term(DataType::f16, 12); }
+TEST(WinogradTolerance, F2x2Bf16DetectsALostFilterRow) {
+  check_detects_lost_term(DataType::bf16, 12, 2, 3);
+}
+
+}  // namespace
+}  // namespace testing
+}  // namespace gemmconv
