@@ -11,35 +11,56 @@ import torch
 from torch.utils import cpp_extension
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
-VERSION = "0.1.0"
 ROCM_DEFAULT_ARCHS = "gfx1010;gfx1030"
 
 
-def rel(pattern):
-    return sorted(os.path.relpath(p, ROOT) for p in glob.glob(os.path.join(ROOT, pattern)))
+def read_version():
+    """The version, from python/gemmconv/_version.py (the one place it is written; CMake reads it too)."""
+    with open(os.path.join(ROOT, "python", "gemmconv", "_version.py")) as f:
+        m = re.search(r'^__version__ = "(\d+\.\d+\.\d+)"$', f.read(), re.M)
+    if not m:
+        raise SystemExit("gemmconv: python/gemmconv/_version.py has no line __version__ = \"X.Y.Z\"")
+    return m.group(1)
+
+
+VERSION = read_version()
+
+
+def source_groups():
+    """{group: [pattern]} from cmake/sources.txt, the source list CMakeLists.txt reads too."""
+    groups = {}
+    with open(os.path.join(ROOT, "cmake", "sources.txt")) as f:
+        for line in f:
+            parts = line.split("#", 1)[0].split()
+            if len(parts) == 2:
+                groups.setdefault(parts[0], []).append(parts[1])
+    return groups
+
+
+def sources(*names):
+    groups = source_groups()
+    out = []
+    for name in names:
+        if name not in groups:
+            raise SystemExit("gemmconv: cmake/sources.txt has no group %r" % name)
+        for pattern in groups[name]:
+            out += sorted(os.path.relpath(p, ROOT) for p in glob.glob(os.path.join(ROOT, pattern)))
+    return out
 
 
 def cpu_sources():
-    return (
-        rel("src/core/*.cpp")
-        + rel("src/kernels/*.cpp")
-        + rel("src/solvers/*.cpp")
-        + rel("src/solvers/*/*.cpp")
-        # cpu_openblas.cpp reduces to a stub under GEMMCONV_NO_OPENBLAS: host GEMMs go through ATen.
-        + rel("src/gemm/check.cpp")
-        + rel("src/gemm/cpu_openblas.cpp")
-        + rel("src/gpu/runtime_cpu.cpp")
-        + rel("csrc/torch/*.cpp")
-    )
+    # The engine without a CPU BLAS (GEMMCONV_NO_OPENBLAS: host GEMMs go through ATen), plus the binding.
+    return sources("engine", "torch")
 
 
 def gpu_sources():
-    # src/gemm/gpu_blas.cu is left out: in the binding every GEMM goes through PyTorch.
-    return rel("src/kernels/*.cu") + rel("src/gpu/*.cu") + rel("src/solvers/*.cu") + rel("src/solvers/*/*.cu")
+    # The engine's own GPU GEMM provider (group gpu_blas) is left out: in the binding every GEMM goes
+    # through PyTorch.
+    return sources("engine_gpu")
 
 
 def headers():
-    return rel("include/gemmconv/*.h") + rel("src/*/*.h") + rel("src/solvers/*/*.h") + rel("csrc/torch/*.h")
+    return sources("headers")
 
 
 def torch_version():
@@ -137,7 +158,7 @@ def extension():
         os.environ.setdefault("PYTORCH_ROCM_ARCH", ROCM_DEFAULT_ARCHS)
         archs = [a for a in re.split(r"[;, ]+", os.environ["PYTORCH_ROCM_ARCH"]) if a]
         sources += gpu_sources()
-        macros += [("GEMMCONV_WITH_GPU", "1"), ("GEMMCONV_ROCM", "1")]
+        macros += [("GEMMCONV_WITH_GPU", "1"), ("GEMMCONV_HIP", "1")]
         nvcc += ["-U__HIP_NO_HALF_OPERATORS__", "-U__HIP_NO_HALF_CONVERSIONS__"]
         ext_cls = None
         kwargs = {
