@@ -3,6 +3,7 @@
 import glob
 import os
 import re
+import shlex
 import sys
 
 from setuptools import setup
@@ -72,11 +73,47 @@ def gpu_kind():
     """'rocm', 'cuda' or None, from the torch build and the toolkits present."""
     if os.environ.get("GEMMCONV_NO_GPU", "") not in ("", "0"):
         return None
-    if getattr(torch.version, "hip", None):
-        return "rocm" if cpp_extension.ROCM_HOME else None
+    hip = getattr(torch.version, "hip", None)
+    if hip:
+        # A ROCm torch without ROCm's compiler must not quietly give a CPU-only extension: on the
+        # card that would send every convolution back to MIOpen.
+        hipcc = hipcc_path()
+        if not hipcc:
+            raise SystemExit(
+                "gemmconv: this torch (%s) is a ROCm build (HIP %s), but ROCm's HIP compiler was not "
+                "found (ROCM_HOME=%s, no executable bin/hipcc there). Install ROCm's hipcc (the same "
+                "major.minor as torch's HIP, ideally) and set ROCM_HOME if it is not in /opt/rocm, or "
+                "set GEMMCONV_NO_GPU=1 to build the CPU-only extension on purpose."
+                % (torch.__version__, hip, cpp_extension.ROCM_HOME))
+        return "rocm"
     if torch.version.cuda and cpp_extension.CUDA_HOME:
         return "cuda"
     return None
+
+
+def hipcc_path():
+    """ROCm's hipcc, where torch's build would take it from (ROCM_HOME/bin/hipcc), or None."""
+    home = cpp_extension.ROCM_HOME
+    path = os.path.join(home, "bin", "hipcc") if home else None
+    return path if path and os.access(path, os.X_OK) else None
+
+
+def gfx1030_safe(archs):
+    """Whether the gfx1030 objects get gfx1010's workarounds (GEMMCONV_GFX1030_SAFE, default on)."""
+    return "gfx1030" in archs and os.environ.get("GEMMCONV_GFX1030_SAFE", "1") not in ("0", "", "off", "OFF")
+
+
+def safe_hipcc_wrapper(build_temp):
+    """A hipcc that gives the gfx1030 device compile the features of cmake/gfx1030_safe_features.txt
+    (through cmake/hip_arch_features.py, as the CMake build does); everything else is unchanged."""
+    os.makedirs(build_temp, exist_ok=True)
+    path = os.path.join(build_temp, "hipcc-gfx1030-safe")
+    with open(path, "w") as f:
+        f.write("#!/bin/sh\nexec %s %s --arch gfx1030 --features %s -- %s \"$@\"\n" % (
+            shlex.quote(sys.executable), shlex.quote(os.path.join(ROOT, "cmake", "hip_arch_features.py")),
+            shlex.quote(os.path.join(ROOT, "cmake", "gfx1030_safe_features.txt")), shlex.quote(hipcc_path())))
+    os.chmod(path, 0o755)
+    return path
 
 
 def cuda_arch_flags():
@@ -167,6 +204,7 @@ def extension():
             "libraries": ["c10", "torch", "torch_cpu", "torch_python", "amdhip64", "c10_hip", "torch_hip"],
         }
     macros.append(("GEMMCONV_BUILT_ARCHS", '"%s"' % ";".join(archs)))
+    macros.append(("GEMMCONV_GFX1030_SAFE", "1" if kind == "rocm" and gfx1030_safe(archs) else "0"))
 
     # Some toolchains (a g++ whose own library folder holds only libstdc++.a) would link parts of
     # libstdc++ statically; a private copy of its iostreams next to libtorch's shared one crashes
@@ -194,17 +232,44 @@ def extension():
 
 
 class BuildExtension(cpp_extension.BuildExtension):
-    """torch's builder (ninja, MAX_JOBS), reporting what it targets."""
+    """torch's builder (ninja, MAX_JOBS), reporting what it targets; on ROCm it sends the .cu files
+    through the gfx1010-safe hipcc wrapper when the gfx1030 slot is built safe."""
 
     def build_extensions(self):
+        wrapper = None
         for ext in self.extensions:
-            archs = [v for k, v in ext.define_macros if k == "GEMMCONV_BUILT_ARCHS"]
-            print("gemmconv: building %s for %s with torch %s" % (ext.name, archs[0] if archs else "?", torch.__version__),
+            macros = dict(ext.define_macros)
+            archs = macros.get("GEMMCONV_BUILT_ARCHS", '"?"').strip('"')
+            safe = macros.get("GEMMCONV_GFX1030_SAFE") == "1"
+            note = ""
+            if "GEMMCONV_HIP" in macros and "gfx1030" in archs.split(";"):
+                note = " (gfx1030 objects %s)" % ("gfx1010-safe" if safe else
+                                                   "plain: not safe under HSA_OVERRIDE_GFX_VERSION=10.3.0 on RDNA1")
+            print("gemmconv: building %s for %s%s with torch %s" % (ext.name, archs, note, torch.__version__),
                   file=sys.stderr)
-        super().build_extensions()
+            if safe:
+                wrapper = safe_hipcc_wrapper(self.build_temp)
+        if wrapper is None:
+            return super().build_extensions()
+        # torch's builder takes hipcc from ROCM_HOME/bin; for this build it takes the wrapper.
+        original = getattr(cpp_extension, "_join_rocm_home", None)
+        if original is None:
+            raise SystemExit("gemmconv: this torch's cpp_extension has no _join_rocm_home, so the gfx1030 "
+                             "objects cannot be built gfx1010-safe; set GEMMCONV_GFX1030_SAFE=0 to build "
+                             "them plain (unsafe on RDNA1 under HSA_OVERRIDE_GFX_VERSION=10.3.0)")
+
+        def join_rocm_home(*paths):
+            return wrapper if paths == ("bin", "hipcc") else original(*paths)
+
+        cpp_extension._join_rocm_home = join_rocm_home
+        try:
+            super().build_extensions()
+        finally:
+            cpp_extension._join_rocm_home = original
 
 
-setup(
-    ext_modules=[extension()],
-    cmdclass={"build_ext": BuildExtension.with_options(use_ninja=True)},
-)
+if __name__ == "__main__":  # also under pip: setuptools runs this file as __main__
+    setup(
+        ext_modules=[extension()],
+        cmdclass={"build_ext": BuildExtension.with_options(use_ninja=True)},
+    )
