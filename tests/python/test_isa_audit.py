@@ -214,3 +214,24 @@ def test_cli_reports_missing_objects_and_objdump(tmp_path):
                           str(tmp_path / "no-such-objdump"), str(obj)], env=env,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
     assert res.returncode == 2 and "llvm-objdump not found" in res.stderr
+
+
+def test_summary_for_reports(tmp_path, monkeypatch):
+    obj = tmp_path / "k.co"
+    obj.write_bytes(fake_code_object(0x36))
+    monkeypatch.setattr(audit, "find_objdump", lambda explicit=None: None)
+    s = audit.audit_summary([str(obj)])
+    assert s["ran"] is False and "llvm-objdump not found" in s["reason"]
+    text = disasm(("v_dot2_f32_f16 v0, v1, v2, v3", 0xCC134000, 0x040E0501), ENDPGM)
+    monkeypatch.setattr(audit, "find_objdump", lambda explicit=None: "/bin/true")
+    monkeypatch.setattr(audit, "disassemble", lambda o, tool: text)
+    s = audit.audit_summary([str(obj)])
+    assert s["ran"] and s["gfx1030_objects"] == 1 and s["counts"]["gfx10_3-only"] == 1
+    assert s["findings"] == ["k +0x0: gfx10_3-only: v_dot2_f32_f16 v0, v1, v2, v3"]
+
+
+def test_instruction_stats():
+    text = disasm(("s_waitcnt_depctr 0xffe3", 0xBFA3FFE3), ("v_dot2_f32_f16 v0, v1, v2, v3", 0xCC134000, 0x040E0501),
+                  VALU, ENDPGM)
+    c = audit.instruction_stats(text)
+    assert c["total"] == 4 and c["s_waitcnt_depctr"] == 1 and c["v_dot*"] == 1

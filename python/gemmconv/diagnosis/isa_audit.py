@@ -685,6 +685,34 @@ def summarize(findings):
     return Counter(f.rule for f in findings)
 
 
+def audit_summary(paths, objdump=None, max_findings=5):
+    """A dict for reports (the doctor): whether the audit ran, why not, what it found.
+    {"ran", "reason", "objdump", "gfx1030_objects", "other_objects", "counts", "findings"}."""
+    out = {"ran": False, "reason": None, "objdump": None, "gfx1030_objects": 0, "other_objects": [],
+           "counts": {}, "findings": []}
+    try:
+        tool = find_objdump(objdump)
+    except AuditError as e:
+        out["reason"] = str(e)
+        return out
+    if tool is None:
+        out["reason"] = "llvm-objdump not found"
+        return out
+    out["objdump"] = tool
+    try:
+        objects, findings = audit_files(paths, tool)
+    except AuditError as e:
+        out["reason"] = str(e)
+        return out
+    out["ran"] = True
+    out["gfx1030_objects"] = sum(1 for o in objects if o[3] is not None)
+    out["other_objects"] = sorted({o[2] for o in objects if o[3] is None})
+    counts = summarize(findings)
+    out["counts"] = {r: counts.get(r, 0) for r in RULES}
+    out["findings"] = ["{} +0x{:x}: {}: {}".format(f.kernel, f.offset, f.rule, f.text) for f in findings[:max_findings]]
+    return out
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="python3 -m gemmconv.diagnosis.isa_audit",
                                  description="Check the gfx1030 code objects in built files for code unsafe on gfx1010.")
