@@ -28,6 +28,14 @@ fi
 if wants engine; then
   step "engine build+tests+driver" 400 "$OUT/engine.log" env OUT=/tmp/engine JOBS=8 scripts/gpu_check.sh
   cp /tmp/engine/catalog_table.txt "$OUT/" 2>/dev/null
+  # The generated report docs/reports/test-catalog-gpu.md, from that table (copy it into docs/reports/).
+  gpu_name=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)
+  cuda=$(nvcc --version 2>/dev/null | sed -n 's/.*release \([0-9.]*\).*/\1/p')
+  if [[ -f $OUT/catalog_table.txt ]] && "$PYTHON" scripts/catalog_report.py "$OUT/catalog_table.txt" \
+    --machine "an ${gpu_name:-unknown GPU} with CUDA ${cuda:-?}" >"$OUT/test-catalog-gpu.md.tmp"; then
+    mv "$OUT/test-catalog-gpu.md.tmp" "$OUT/test-catalog-gpu.md"
+  fi
+  rm -f "$OUT/test-catalog-gpu.md.tmp"
   for a in "--dtype f32" "--dtype f16" "--tf32"; do
     # shellcheck disable=SC2086
     step "cudnn layer $a" 60 "$OUT/engine.log" "$PYTHON" bench/cudnn_layer.py $a
@@ -43,7 +51,8 @@ if wants doctor; then
 fi
 if wants bench; then
   step "bench profile-check" 120 "$OUT/bench.log" "$PYTHON" -m gemmconv bench --profile-check
-  step "bench layers+step" 300 "$OUT/bench.log" "$PYTHON" -m gemmconv bench --what all --out "$OUT/bench.md"
+  step "bench layers+steps" 480 "$OUT/bench.log" "$PYTHON" -m gemmconv bench --what all --out "$OUT/bench.md" \
+    --json "$OUT/bench.json" --png "$OUT/bench.png" --budget-s 420
 fi
 
 echo "================ details ================"

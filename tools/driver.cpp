@@ -19,7 +19,7 @@
 
 #include "gemmconv/gemmconv.h"
 // The software fp16/bf16 conversions of the engine; the driver is built next to it.
-#include "../src/kernels/half.h"
+#include "../src/base/half.h"
 
 namespace gc = gemmconv;
 

@@ -56,6 +56,17 @@ Params expand_all(const at::Tensor& weight, const ConvArgs& a) {
   return p;
 }
 
+// Sizes PyTorch would compute with wrapping int64 arithmetic (huge padding, stride or dilation)
+// are refused instead, naming the parameters.
+[[noreturn]] void overflow_error(const at::Tensor& input, const at::Tensor& weight,
+                                 const Params& p) {
+  TORCH_CHECK(false, "gemmconv: the sizes of this convolution overflow 64-bit arithmetic (input ",
+              input.sizes(), ", weight ", weight.sizes(), ", stride=", c10::IntArrayRef(p.stride),
+              ", padding=", c10::IntArrayRef(p.padding),
+              ", dilation=", c10::IntArrayRef(p.dilation),
+              ", output_padding=", c10::IntArrayRef(p.output_padding), ")");
+}
+
 bool any_of(const std::vector<int64_t>& v, bool (*pred)(int64_t)) {
   for (int64_t x : v)
     if (pred(x)) return true;
@@ -92,8 +103,15 @@ void check_shape_forward(const at::Tensor& input, const at::Tensor& weight, cons
     bool fits = true;
     for (int64_t i = 2; i < k; ++i) {
       const size_t d = static_cast<size_t>(i - 2);
-      padded.push_back(input.size(i) + 2 * p.padding[d]);
-      kernel.push_back(p.dilation[d] * (ws[i] - 1) + 1);
+      int64_t in_padded = 0, span = 0;
+      if (__builtin_mul_overflow(p.padding[d], int64_t(2), &in_padded) ||
+          __builtin_add_overflow(in_padded, input.size(i), &in_padded) ||
+          __builtin_mul_overflow(p.dilation[d], ws[i] - 1, &span) ||
+          __builtin_add_overflow(span, int64_t(1), &span)) {
+        overflow_error(input, weight, p);
+      }
+      padded.push_back(in_padded);
+      kernel.push_back(span);
       if (padded.back() < kernel.back()) fits = false;
     }
     TORCH_CHECK(fits, "Calculated padded input size per channel: (", joined(padded, " x "),
@@ -116,14 +134,26 @@ void check_same_device(const at::Tensor& input, const at::Tensor& other, const c
   }
 }
 
-void check_same_type(const at::Tensor& input, const at::Tensor& other, const char* what) {
-  TORCH_CHECK(!other.defined() || input.scalar_type() == other.scalar_type(), "Input type (",
-              input.toString(), ") and ", what, " type (", other.toString(),
+// PyTorch's wording differs by device: its CPU kernels read the weight as the input's type
+// ("expected scalar type Float but found Double"), cuDNN names both tensor types; a bias of another
+// type is refused by conv*d itself, naming the element types ("Input type (float) and bias type
+// (double) should be the same").
+void check_same_type(const at::Tensor& input, const at::Tensor& other, const char* what,
+                     bool transposed = false) {
+  if (!other.defined() || input.scalar_type() == other.scalar_type()) return;
+  // PyTorch's CPU transposed kernels read a bias of another type as the input's type too.
+  if (std::string(what) == "bias" && !(transposed && input.device().is_cpu())) {
+    TORCH_CHECK(false, "Input type (", input.dtype().name(), ") and bias type (",
+                other.dtype().name(), ") should be the same");
+  }
+  TORCH_CHECK(!input.device().is_cpu(), "expected scalar type ", input.scalar_type(), " but found ",
+              other.scalar_type());
+  TORCH_CHECK(false, "Input type (", input.toString(), ") and ", what, " type (", other.toString(),
               ") should be the same");
 }
 
 // Checks PyTorch makes inside its backends, after choosing one.
-void check_backend_limits(const at::Tensor& input, const Params& p) {
+void check_backend_limits(const at::Tensor& input, const at::Tensor& weight, const Params& p) {
   TORCH_CHECK(
       input.size(0) == 0 || input.size(1) == 0 || input.numel() != 0,
       "Only zero batch or zero channel inputs are supported, but got input shape: ", input.sizes());
@@ -138,6 +168,17 @@ void check_backend_limits(const at::Tensor& input, const Params& p) {
     dl.insert(dl.begin(), 1);
   }
   const char* const* names = op.size() == 3 ? kNames3 : kNames2;
+  // An empty input (no sample or no channel) never reaches a backend in PyTorch, so none of the
+  // checks below apply to it.
+  if (input.size(0) == 0 || input.size(1) == 0) return;
+  std::vector<int64_t> ks(weight.sizes().begin() + 2, weight.sizes().end());
+  if (p.dim == 1) ks.insert(ks.begin(), 1);
+  if (any_of(ks, [](int64_t x) { return x <= 0; })) {
+    std::ostringstream ss;
+    ss << "kernel size should be greater than zero, but got";
+    for (size_t i = 0; i < ks.size(); ++i) ss << " kernel_" << names[i] << ": " << ks[i];
+    TORCH_CHECK(false, ss.str());
+  }
   if (any_of(dl, [](int64_t x) { return x <= 0; })) {
     std::ostringstream ss;
     ss << "dilation should be greater than zero, but got ";
@@ -201,25 +242,50 @@ Adapted describe(const at::Tensor& input, const at::Tensor& weight, const Params
     pr.pad_begin[d] = p.padding[d];
     pr.pad_end[d] = p.padding[d];
     pr.output_padding[d] = p.transposed ? p.output_padding[d] : 0;
-    const int64_t span = p.dilation[d] * (filt - 1);
-    const int64_t out =
-        p.transposed ? (in - 1) * p.stride[d] - 2 * p.padding[d] + span + 1 + p.output_padding[d]
-                     : (in + 2 * p.padding[d] - span - 1) / p.stride[d] + 1;
+    int64_t span = 0, out = 0;
+    bool overflow = __builtin_mul_overflow(p.dilation[d], filt - 1, &span);
+    if (p.transposed) {
+      // (in - 1) * stride - 2 * padding + span + 1 + output_padding
+      int64_t twice_pad = 0;
+      overflow = overflow || __builtin_mul_overflow(in - 1, p.stride[d], &out) ||
+                 __builtin_mul_overflow(p.padding[d], int64_t(2), &twice_pad) ||
+                 __builtin_sub_overflow(out, twice_pad, &out) ||
+                 __builtin_add_overflow(out, span, &out) ||
+                 __builtin_add_overflow(out, p.output_padding[d] + 1, &out);
+    } else {
+      // Both terms were computed without overflow by check_shape_forward.
+      out = (in + 2 * p.padding[d] - span - 1) / p.stride[d] + 1;
+    }
+    if (overflow) overflow_error(input, weight, p);
     in_sizes.push_back(in);
     out_sizes.push_back(out);
     too_small = too_small || out < 1;
     a.output_shape.push_back(out);
   }
-  TORCH_CHECK(!too_small, "Given input size per channel: (", joined(in_sizes, " x "),
-              "). Calculated output size per channel: (", joined(out_sizes, " x "),
-              "). Output size is too small");
+  // An empty input (no sample or no channel) never reaches a PyTorch backend, whose check this is,
+  // so an empty output is fine there (a transposed convolution can compute a size of 0).
+  const bool empty_input = pr.batch == 0 || pr.in_channels == 0;
+  bool negative = false;
+  for (int64_t o : out_sizes) negative = negative || o < 0;
+  if (p.dim == 1) {  // the check lives in PyTorch's backends, which see 1-D as 2-D (height 1)
+    in_sizes.insert(in_sizes.begin(), 1);
+    out_sizes.insert(out_sizes.begin(), 1);
+  }
+  TORCH_CHECK(!too_small || (empty_input && !negative), "Given input size per channel: (",
+              joined(in_sizes, " x "), "). Calculated output size per channel: (",
+              joined(out_sizes, " x "), "). Output size is too small");
   // PyTorch's own path gives a zero-channel input a zero-channel output.
   if (pr.in_channels == 0) a.output_shape[1] = 0;
 
-  const auto suggested = input.suggest_memory_format();
-  const bool cl = (p.dim == 2 && suggested == c10::MemoryFormat::ChannelsLast) ||
-                  (p.dim == 3 && suggested == c10::MemoryFormat::ChannelsLast3d);
-  a.memory_format = cl ? suggested : c10::MemoryFormat::Contiguous;
+  // PyTorch computes channels-last when the input is; cuDNN also when the weight is, and so do
+  // PyTorch's CPU kernels for a regular 2-D convolution.
+  const c10::MemoryFormat want =
+      p.dim == 2 ? c10::MemoryFormat::ChannelsLast : c10::MemoryFormat::ChannelsLast3d;
+  const bool weight_counts = !input.device().is_cpu() || (p.dim == 2 && !p.transposed);
+  const bool cl =
+      (p.dim == 2 || p.dim == 3) && (input.suggest_memory_format() == want ||
+                                     (weight_counts && weight.suggest_memory_format() == want));
+  a.memory_format = cl ? want : c10::MemoryFormat::Contiguous;
   pr.layout = cl ? gemmconv::Layout::channels_last : gemmconv::Layout::contiguous;
   return a;
 }
@@ -238,8 +304,8 @@ Adapted adapt_forward(const at::Tensor& input, const at::Tensor& weight, const a
   check_same_device(input, weight, "weight");
   check_same_device(input, bias, "bias");
   check_same_type(input, weight, "weight");
-  check_same_type(input, bias, "bias");
-  check_backend_limits(input, p);
+  check_same_type(input, bias, "bias", args.transposed);
+  check_backend_limits(input, weight, p);
   return describe(input, weight, p);
 }
 
@@ -259,7 +325,7 @@ Adapted adapt_backward(const at::Tensor& grad_output, const at::Tensor& input,
   check_same_device(input, grad_output, "grad_output");
   check_same_type(input, weight, "weight");
   check_same_type(input, grad_output, "grad_output");
-  check_backend_limits(input, p);
+  check_backend_limits(input, weight, p);
   Adapted a = describe(input, weight, p);
   TORCH_CHECK(grad_output.sizes() == c10::IntArrayRef(a.output_shape),
               "Expected grad_output of size ", c10::IntArrayRef(a.output_shape),

@@ -79,7 +79,12 @@ py::dict stats() {
 
 void set_config(const std::vector<std::string>& disabled, int64_t workspace_mb,
                 const std::string& log_level) {
-  if (workspace_mb < 0) throw py::value_error("gemmconv: workspace_mb must be >= 0");
+  if (workspace_mb < 0 ||
+      static_cast<unsigned long long>(workspace_mb) > gemmconv::kMaxWorkspaceMb) {
+    throw py::value_error("gemmconv: workspace_mb=" + std::to_string(workspace_mb) +
+                          " is out of range (0 to " + std::to_string(gemmconv::kMaxWorkspaceMb) +
+                          " MiB)");
+  }
   gemmconv::Config c;
   // Names are not checked here, as in GEMMCONV_DISABLE: a name no solver has switches nothing off.
   for (const std::string& name : disabled) {

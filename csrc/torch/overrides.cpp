@@ -13,6 +13,8 @@
 
 #include <array>
 #include <atomic>
+#include <cstdlib>
+#include <limits>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -97,6 +99,51 @@ void* current_stream(const c10::Device& dev) {
   return nullptr;
 }
 
+// Test hook (docs/configuration.md): GEMMCONV_TEST_WORKSPACE_FAIL_BYTES=N makes every workspace
+// allocation of more than N bytes fail as if memory had run out.
+size_t simulated_allocation_limit() {
+  static const size_t limit = [] {
+    const char* v = std::getenv("GEMMCONV_TEST_WORKSPACE_FAIL_BYTES");
+    if (!v || !*v) return std::numeric_limits<size_t>::max();
+    char* end = nullptr;
+    const unsigned long long n = std::strtoull(v, &end, 10);
+    return (end && *end == '\0') ? static_cast<size_t>(n) : std::numeric_limits<size_t>::max();
+  }();
+  return limit;
+}
+
+// Allocates `bytes` of workspace through PyTorch's allocator (the caching allocator on a GPU, so
+// that the memory is stream-ordered and, under CUDA graph capture, comes from the graph's private
+// pool and stays reserved for the graph). False, with the reason, when memory has run out.
+bool allocate_workspace(size_t bytes, const c10::Device& dev, at::Tensor* out, std::string* why) {
+  if (bytes > simulated_allocation_limit()) {
+    *why = "out of memory (simulated by GEMMCONV_TEST_WORKSPACE_FAIL_BYTES)";
+    return false;
+  }
+  if (bytes > static_cast<size_t>(std::numeric_limits<int64_t>::max())) {
+    *why = "more bytes than a tensor can hold";
+    return false;
+  }
+  const auto first_line = [](const char* what) {
+    const std::string text(what);
+    return text.substr(0, text.find('\n'));
+  };
+  try {
+    *out =
+        at::empty({static_cast<int64_t>(bytes)}, at::TensorOptions().dtype(at::kByte).device(dev));
+    return true;
+  } catch (const c10::OutOfMemoryError& e) {
+    *why = first_line(e.what_without_backtrace());
+  } catch (const std::bad_alloc&) {
+    *why = "out of host memory (std::bad_alloc)";
+  } catch (const c10::Error& e) {
+    // PyTorch's CPU allocator reports exhaustion as a plain c10::Error ("not enough memory").
+    if (!dev.is_cpu()) throw;
+    *why = first_line(e.what_without_backtrace());
+  }
+  return false;
+}
+
 // Runs one pass in the engine. Failures raise: on a card whose vendor library is broken a silent
 // fallback would send the call back into it.
 void run(const gemmconv::ConvProblem& p, gemmconv::Direction d, const c10::Device& dev,
@@ -114,7 +161,8 @@ void run(const gemmconv::ConvProblem& p, gemmconv::Direction d, const c10::Devic
   }
 #endif
   gemmconv::Plan plan;
-  gemmconv::Status st = gemmconv::make_plan(p, d, caps, gemmconv::PlanOptions(), &plan);
+  gemmconv::PlanOptions opts;
+  gemmconv::Status st = gemmconv::make_plan(p, d, caps, opts, &plan);
   const auto fail = [&](const char* stage) {
     const char* solver = plan.solver ? plan.solver_name() : nullptr;
     std::ostringstream ss;
@@ -126,10 +174,27 @@ void run(const gemmconv::ConvProblem& p, gemmconv::Direction d, const c10::Devic
     TORCH_CHECK(false, ss.str());
   };
   if (!st.ok()) fail("planning");
+  // Out of memory for the workspace: plan again under half the bytes that failed, down to the
+  // solvers that need none, rather than failing the convolution.
   at::Tensor workspace;
-  if (plan.workspace_bytes > 0) {
-    workspace = at::empty({static_cast<int64_t>(plan.workspace_bytes)},
-                          at::TensorOptions().dtype(at::kByte).device(dev));
+  std::string why;
+  while (plan.workspace_bytes > 0 &&
+         !allocate_workspace(plan.workspace_bytes, dev, &workspace, &why)) {
+    if (plan.workspace_bytes <= 1) {
+      st = gemmconv::Status(gemmconv::StatusCode::workspace_too_small,
+                            "cannot allocate its workspace: " + why);
+      fail("allocating");
+    }
+    opts.workspace_budget = plan.workspace_bytes / 2;  // >= 1: 0 would mean the configured budget
+    gemmconv::log_message(gemmconv::LogLevel::info,
+                          std::string("allocating ") + std::to_string(plan.workspace_bytes) +
+                              " bytes of workspace for the " + gemmconv::to_string(d) +
+                              " pass of " + gemmconv::to_string(p) + " (solver " +
+                              plan.solver_name() + ") failed: " + why +
+                              "; planning again with a budget of " +
+                              std::to_string(opts.workspace_budget) + " bytes");
+    st = gemmconv::make_plan(p, d, caps, opts, &plan);
+    if (!st.ok()) fail("planning");
   }
   TorchGemmProvider gemm(dev);
   gemmconv::ExecContext ctx;
@@ -182,11 +247,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> backward(
   at::Tensor gi, gw, gb;
   if (mask[0]) gi = at::empty(input.sizes(), input.options().memory_format(mf));
   if (mask[1]) gw = at::empty(weight.sizes(), weight.options().memory_format(mf));
-  if (mask[2]) {
-    const std::vector<int64_t> shape =
-        bias_sizes.has_value() ? bias_sizes->vec() : std::vector<int64_t>{a.problem.out_channels};
-    gb = at::empty(shape, grad_output.options());
-  }
+  // The bias gradient has one element per output channel, whatever bias_sizes says: PyTorch ignores
+  // bias_sizes here, and trusting it would let the reduction write past a smaller buffer.
+  (void)bias_sizes;
+  if (mask[2]) gb = at::empty({grad_output.size(1)}, grad_output.options());
   const bool dy_empty = grad_output.numel() == 0;
   const at::Tensor dy = dy_empty ? grad_output : grad_output.contiguous(mf);
   if (gi.defined() && gi.numel() > 0) {

@@ -24,12 +24,14 @@ struct Capabilities {
   bool matrix_units = false;
 };
 
-// Whether a GPU architecture name ("sm_90", "gfx1010") has matrix units; the one table of it.
+// Whether a GPU architecture name ("sm_90", "gfx1010") has matrix units; the one table of it
+// (src/configs/hardware.cpp, with the other hardware facts).
 bool arch_has_matrix_units(const std::string& arch);
 
 Capabilities cpu_capabilities();
 
-// True when this build has GPU support and a GPU is visible.
+// True when this build has GPU support (kernels and runtime); gpu_device_count says whether a GPU
+// is visible.
 bool gpu_build();
 int gpu_device_count();
 Status query_gpu_capabilities(int device, Capabilities* out);

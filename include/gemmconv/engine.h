@@ -23,6 +23,9 @@ enum class LogLevel : uint8_t { debug, info, warning, error, off };
 //   GEMMCONV_DISABLE       comma-separated solver names to switch off (e.g. "im2col_gemm,gemm_1x1")
 //   GEMMCONV_WORKSPACE_MB  default workspace budget in MiB (default 512)
 //   GEMMCONV_LOG_LEVEL     debug | info | warning | error | off (default warning)
+// The largest budget in MiB that fits a size_t in bytes; larger values are refused, never wrapped.
+constexpr unsigned long long kMaxWorkspaceMb = static_cast<unsigned long long>(SIZE_MAX) >> 20;
+
 struct Config {
   std::set<std::string> disabled;
   size_t workspace_budget = size_t(512) << 20;
@@ -40,12 +43,16 @@ struct PlanOptions {
   bool gemm_available = true;   // false: the caller has no GEMM provider, so plan direct solvers
 };
 
+class PlanKind;  // bias_add, bias_reduce, empty: see src/solvers/plan_kind.h
+
 struct Plan {
   ConvProblem problem;
   Direction direction = Direction::forward;  // the user's pass
   ConvShape shape;
   Direction regular = Direction::forward;  // the regular pass that computes it
-  const Solver* solver = nullptr;          // nullptr for backward_bias (a reduction)
+  const Solver* solver = nullptr;          // nullptr when a plan kind computes the pass
+  const PlanKind* kind = nullptr;          // bias_reduce (backward_bias), empty (no samples)
+  const PlanKind* epilogue = nullptr;      // bias_add after a forward solver
   size_t workspace_bytes = 0;
   const char* solver_name() const;
 };

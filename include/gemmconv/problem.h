@@ -55,6 +55,9 @@ Status validate(const ConvProblem& p);
 // Spatial size of the output tensor. Only meaningful for a problem that validates.
 Dims output_size(const ConvProblem& p);
 
+// Spatial positions per channel of the output tensor (the product of output_size).
+int64_t output_pixels(const ConvProblem& p);
+
 // Element counts of the user's tensors.
 int64_t input_elements(const ConvProblem& p);
 int64_t weight_elements(const ConvProblem& p);

@@ -18,6 +18,12 @@ enum class Layout : uint8_t { contiguous, channels_last };
 // transposed convolution `forward` still means "compute the layer's output".
 enum class Direction : uint8_t { forward, backward_data, backward_weight, backward_bias };
 
+// The passes a solver computes: every pass but the bias gradient (a reduction, not a convolution).
+inline bool is_regular_pass(Direction d) {
+  return d == Direction::forward || d == Direction::backward_data ||
+         d == Direction::backward_weight;
+}
+
 enum class DeviceKind : uint8_t { cpu, gpu };
 
 enum class StatusCode : uint8_t {

@@ -17,9 +17,9 @@ import sys
 import threading
 import warnings
 from contextlib import contextmanager
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Union
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple, Union
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 __all__ = [
     "__version__",
@@ -31,6 +31,7 @@ __all__ = [
     "reset_stats",
     "config",
     "solver_names",
+    "built_archs",
 ]
 
 DEVICE_TYPES = ("cuda", "cpu")
@@ -93,6 +94,22 @@ def _solver_list(names: Union[str, Iterable[str]]) -> List[str]:
     return [n.strip() for n in names if n and n.strip()]
 
 
+# The largest workspace budget in MiB whose size in bytes fits the engine's size_t; larger values are refused
+# rather than wrapped.
+MAX_WORKSPACE_MB = (2 * sys.maxsize + 1) >> 20
+
+
+def _check_workspace_mb(value: Any) -> None:
+    """ValueError, naming the value, unless it is an integer budget the engine can hold."""
+    try:
+        ok = not isinstance(value, bool) and int(value) == value and 0 <= value <= MAX_WORKSPACE_MB
+    except (TypeError, ValueError, OverflowError):
+        ok = False
+    if not ok:
+        raise ValueError("gemmconv: workspace_mb must be an integer from 0 to {} (MiB), got {!r}".format(
+            MAX_WORKSPACE_MB, value))
+
+
 def _warn_once(key: str, message: str) -> None:
     if key in _warned:
         return
@@ -102,7 +119,7 @@ def _warn_once(key: str, message: str) -> None:
 
 def _vendor_conv_broken() -> bool:
     try:
-        from .detect import vendor_conv_broken
+        from .diagnosis.detect import vendor_conv_broken
     except Exception:
         return False
     try:
@@ -177,9 +194,7 @@ def enable(
         if workspace_mb is not None or disable_solvers is not None or log_level is not None:
             current = ext.get_config()
             if workspace_mb is not None:
-                if isinstance(workspace_mb, bool) or int(workspace_mb) != workspace_mb or workspace_mb < 0:
-                    raise ValueError("gemmconv: workspace_mb must be a non-negative integer, got {!r}".format(
-                        workspace_mb))
+                _check_workspace_mb(workspace_mb)
             ext.set_config(
                 list(current["disabled"]) if disable_solvers is None else _solver_list(disable_solvers),
                 int(current["workspace_mb"] if workspace_mb is None else workspace_mb),
@@ -210,26 +225,60 @@ def is_enabled(device_type: str = "cuda") -> bool:
     return bool(ext is not None and ext.is_enabled(name))
 
 
+def _snapshot(ext: Any) -> Tuple[Dict[str, bool], Dict[str, Any]]:
+    return {d: bool(ext.is_enabled(d)) for d in DEVICE_TYPES}, dict(ext.get_config())
+
+
+def _restore(ext: Any, snap: Tuple[Dict[str, bool], Dict[str, Any]]) -> None:
+    on, cfg = snap
+    ext.set_config(list(cfg["disabled"]), int(cfg["workspace_mb"]), str(cfg["log_level"]))
+    for d, value in on.items():
+        ext.set_enabled(d, value)
+
+
+# Open enabled() blocks, process-wide, oldest first: [token, state in force once the block's enable() ran].
+# The state before the first block is _ctx_base. A block that ends hands over to the newest block still open, so
+# blocks that overlap in several threads, in any order, end with the state from before the first one.
+_ctx_stack: List[List[Any]] = []
+_ctx_base: Optional[Tuple[Tuple[Dict[str, bool], Dict[str, Any]], Optional[bool]]] = None
+
+
 @contextmanager
 def enabled(device_types: Union[str, Iterable[str]] = _DEFAULT_DEVICES, **kwargs: Any) -> Iterator[None]:
-    """enable(device_types, **kwargs) for the duration of a `with` block; the previous state comes back after."""
-    global _saved_cudnn
+    """enable(device_types, **kwargs) for the duration of a `with` block; the previous state comes back after.
+
+    The engine's state is one per process. Blocks may nest and may overlap across threads: while several are open,
+    the newest one's settings are in force; when one ends, the newest block still open is put back in force; when
+    the last one ends, the state from before the first comes back (LIFO or not).
+    """
+    global _ctx_base
+    token = object()
     with _lock:
         ext = _extension()
-        before_on = {d: bool(ext.is_enabled(d)) for d in DEVICE_TYPES}
-        before_config = ext.get_config()
-        before_cudnn = _saved_cudnn
-        enable(device_types, **kwargs)
+        first = not _ctx_stack
+        if first:
+            base = (_snapshot(ext), _saved_cudnn)
+        try:
+            enable(device_types, **kwargs)
+        except BaseException:
+            if first:
+                _restore(ext, base[0])
+            raise
+        if first:
+            _ctx_base = base
+        _ctx_stack.append([token, _snapshot(ext)])
     try:
         yield
     finally:
         with _lock:
-            for d, on in before_on.items():
-                ext.set_enabled(d, on)
-            ext.set_config(list(before_config["disabled"]), int(before_config["workspace_mb"]),
-                           str(before_config["log_level"]))
-            if before_cudnn is None and _saved_cudnn is not None:
-                _on_gpu_disabled()
+            _ctx_stack[:] = [entry for entry in _ctx_stack if entry[0] is not token]
+            if _ctx_stack:
+                _restore(ext, _ctx_stack[-1][1])
+            else:
+                (snap, base_cudnn), _ctx_base = _ctx_base, None  # type: ignore[misc]
+                _restore(ext, snap)
+                if base_cudnn is None and _saved_cudnn is not None:
+                    _on_gpu_disabled()
 
 
 def stats() -> Dict[str, Dict[str, int]]:

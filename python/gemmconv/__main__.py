@@ -7,8 +7,9 @@ from typing import Dict, List, Optional
 
 # One line per command: name -> "module:function".
 COMMANDS = {
-    "doctor": "gemmconv.doctor:main",
-    "install": "gemmconv.install:main",
+    "doctor": "gemmconv.diagnosis.doctor:main",
+    "install": "gemmconv.activation.installer:main",
+    "capture": "gemmconv.diagnosis.capture:main",
 }  # type: Dict[str, str]
 
 

@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "kernels/half.h"
+#include "base/half.h"
 
 namespace gemmconv {
 namespace {

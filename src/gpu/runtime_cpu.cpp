@@ -1,43 +1,11 @@
-// Host capabilities, and the GPU runtime as "unsupported" stubs in builds without GPU support.
-#include <cstdlib>
+// The GPU runtime as "unsupported" stubs in builds without GPU support.
 #include <memory>
-#include <thread>
+#include <string>
 
 #include "gemmconv/device.h"
 #include "gemmconv/gemm.h"
 
 namespace gemmconv {
-
-bool arch_has_matrix_units(const std::string& a) {
-  if (a.rfind("sm_", 0) == 0) return std::atoi(a.c_str() + 3) >= 70;
-  for (const char* prefix : {"gfx908", "gfx90a", "gfx94", "gfx95", "gfx11", "gfx12"}) {
-    if (a.rfind(prefix, 0) == 0) return true;
-  }
-  return false;
-}
-
-Capabilities cpu_capabilities() {
-  Capabilities c;
-  c.kind = DeviceKind::cpu;
-  c.device_index = 0;
-  c.name = "cpu";
-#if defined(__x86_64__) || defined(_M_X64)
-  c.arch = "x86_64";
-#elif defined(__aarch64__) || defined(_M_ARM64)
-  c.arch = "aarch64";
-#elif defined(__powerpc64__)
-  c.arch = "ppc64";
-#else
-  c.arch = "unknown";
-#endif
-  c.warp_size = 1;
-  const unsigned hw = std::thread::hardware_concurrency();
-  c.multiprocessors = hw > 0 ? static_cast<int>(hw) : 1;
-  c.max_threads_per_block = 1;
-  c.shared_memory_per_block = 0;
-  c.global_memory = 0;
-  return c;
-}
 
 #ifndef GEMMCONV_WITH_GPU
 

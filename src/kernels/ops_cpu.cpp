@@ -3,9 +3,11 @@
 #include <cstring>
 #include <vector>
 
+#include "kernels/conv_geometry.h"
 #include "kernels/dispatch.h"
 #include "kernels/ops_gpu.h"
 #include "kernels/parallel.h"
+#include "kernels/reference_conv.h"
 
 namespace gemmconv {
 namespace cpu_ops {
@@ -14,11 +16,6 @@ namespace {
 template <class T>
 T zero_of() {
   return Elem<T>::store(typename Elem<T>::acc(0));
-}
-
-// Input position of output position o under tap t along dimension d, possibly out of range.
-inline int64_t in_pos(const ConvShape& s, int d, int64_t o, int64_t t) {
-  return o * s.stride[d] - s.pad[d] + t * s.dilation[d];
 }
 
 template <class T>
@@ -38,14 +35,14 @@ void im2col_contiguous(const ConvShape& s, const T* x, T* col, int64_t n0, int64
             T* dst = cp + f * cs.f;
             int64_t p = 0;
             for (int64_t o0 = 0; o0 < s.out[0]; ++o0) {
-              const int64_t i0 = in_pos(s, 0, o0, t0);
+              const int64_t i0 = tap_input(s, 0, o0, t0);
               const bool ok0 = i0 >= 0 && i0 < s.in[0];
               for (int64_t o1 = 0; o1 < s.out[1]; ++o1) {
-                const int64_t i1 = in_pos(s, 1, o1, t1);
+                const int64_t i1 = tap_input(s, 1, o1, t1);
                 const bool ok01 = ok0 && i1 >= 0 && i1 < s.in[1];
                 const T* src = xp + (i0 * s.in[1] + i1) * s.in[2];
                 for (int64_t o2 = 0; o2 < s.out[2]; ++o2, ++p) {
-                  const int64_t i2 = in_pos(s, 2, o2, t2);
+                  const int64_t i2 = tap_input(s, 2, o2, t2);
                   dst[p] = (ok01 && i2 >= 0 && i2 < s.in[2]) ? src[i2] : zero;
                 }
               }
@@ -70,11 +67,11 @@ void im2col_channels_last(const ConvShape& s, const T* x, T* col, int64_t n0, in
       T* cr = col + row * row_len;
       int64_t f = 0;
       for (int64_t t0 = 0; t0 < s.filt[0]; ++t0) {
-        const int64_t i0 = in_pos(s, 0, o0, t0);
+        const int64_t i0 = tap_input(s, 0, o0, t0);
         for (int64_t t1 = 0; t1 < s.filt[1]; ++t1) {
-          const int64_t i1 = in_pos(s, 1, o1, t1);
+          const int64_t i1 = tap_input(s, 1, o1, t1);
           for (int64_t t2 = 0; t2 < s.filt[2]; ++t2, ++f) {
-            const int64_t i2 = in_pos(s, 2, o2, t2);
+            const int64_t i2 = tap_input(s, 2, o2, t2);
             const bool ok =
                 i0 >= 0 && i0 < s.in[0] && i1 >= 0 && i1 < s.in[1] && i2 >= 0 && i2 < s.in[2];
             const T* src =
@@ -114,17 +111,17 @@ void col2im_contiguous(const ConvShape& s, const T* col, T* x, int64_t n0, int64
             const T* src = cp + f * cs.f;
             int64_t p = 0;
             for (int64_t o0 = 0; o0 < s.out[0]; ++o0) {
-              const int64_t i0 = in_pos(s, 0, o0, t0);
+              const int64_t i0 = tap_input(s, 0, o0, t0);
               const bool ok0 = i0 >= 0 && i0 < s.in[0];
               for (int64_t o1 = 0; o1 < s.out[1]; ++o1) {
-                const int64_t i1 = in_pos(s, 1, o1, t1);
+                const int64_t i1 = tap_input(s, 1, o1, t1);
                 if (!ok0 || i1 < 0 || i1 >= s.in[1]) {
                   p += s.out[2];
                   continue;
                 }
                 A* dst = plane.data() + (i0 * s.in[1] + i1) * s.in[2];
                 for (int64_t o2 = 0; o2 < s.out[2]; ++o2, ++p) {
-                  const int64_t i2 = in_pos(s, 2, o2, t2);
+                  const int64_t i2 = tap_input(s, 2, o2, t2);
                   if (i2 >= 0 && i2 < s.in[2]) dst[i2] += Elem<T>::load(src[p]);
                 }
               }
@@ -136,14 +133,6 @@ void col2im_contiguous(const ConvShape& s, const T* col, T* x, int64_t n0, int64
       for (int64_t j = 0; j < IP; ++j) xp[j] = Elem<T>::store(plane[static_cast<size_t>(j)]);
     }
   });
-}
-
-// Output position reading input position ip through tap t along dimension d, or -1.
-inline int64_t out_pos(const ConvShape& s, int d, int64_t ip, int64_t t) {
-  const int64_t num = ip + s.pad[d] - t * s.dilation[d];
-  if (num < 0 || num % s.stride[d] != 0) return -1;
-  const int64_t o = num / s.stride[d];
-  return o < s.out[d] ? o : -1;
 }
 
 template <class T>
@@ -159,11 +148,11 @@ void col2im_channels_last(const ConvShape& s, const T* col, T* x, int64_t n0, in
       std::fill(acc.begin(), acc.end(), A(0));
       int64_t f = 0;
       for (int64_t t0 = 0; t0 < s.filt[0]; ++t0) {
-        const int64_t o0 = out_pos(s, 0, i0, t0);
+        const int64_t o0 = tap_output(s, 0, i0, t0);
         for (int64_t t1 = 0; t1 < s.filt[1]; ++t1) {
-          const int64_t o1 = out_pos(s, 1, i1, t1);
+          const int64_t o1 = tap_output(s, 1, i1, t1);
           for (int64_t t2 = 0; t2 < s.filt[2]; ++t2, ++f) {
-            const int64_t o2 = out_pos(s, 2, i2, t2);
+            const int64_t o2 = tap_output(s, 2, i2, t2);
             if (o0 < 0 || o1 < 0 || o2 < 0) continue;
             const int64_t p = (o0 * s.out[1] + o1) * s.out[2] + o2;
             const T* src = col + (i * P + p) * row_len + f * Cg;
@@ -254,11 +243,24 @@ Status bias_add(const ExecContext&, DataType t, Layout layout, void* y, const vo
   });
 }
 
+// The bias gradient sums N*P*Q terms per channel, far more than any GEMM reduction, so it is
+// summed in a wider type than the GEMMs accumulate in (double; long double for f64), in a fixed
+// order: accurate and bitwise repeatable whatever the thread count.
+template <class T>
+struct BiasSum {
+  using type = double;
+};
+template <>
+struct BiasSum<double> {
+  using type = long double;
+};
+
 Status bias_grad(const ExecContext&, DataType t, Layout layout, const void* dy, void* db, int64_t n,
                  int64_t channels, int64_t pixels) {
   return dispatch_dtype(t, [&](auto tag) {
     using T = typename decltype(tag)::type;
-    using A = typename Elem<T>::acc;
+    using A = typename BiasSum<T>::type;
+    using Narrow = typename Elem<T>::acc;
     const T* g = static_cast<const T*>(dy);
     T* out = static_cast<T*>(db);
     if (layout == Layout::channels_last) {
@@ -268,7 +270,9 @@ Status bias_grad(const ExecContext&, DataType t, Layout layout, const void* dy, 
           const T* row = g + r * channels;
           for (int64_t c = b; c < e; ++c) acc[static_cast<size_t>(c - b)] += Elem<T>::load(row[c]);
         }
-        for (int64_t c = b; c < e; ++c) out[c] = Elem<T>::store(acc[static_cast<size_t>(c - b)]);
+        for (int64_t c = b; c < e; ++c) {
+          out[c] = Elem<T>::store(static_cast<Narrow>(acc[static_cast<size_t>(c - b)]));
+        }
       });
     } else {
       parallel_for(channels, n * pixels, [&](int64_t b, int64_t e) {
@@ -278,7 +282,7 @@ Status bias_grad(const ExecContext&, DataType t, Layout layout, const void* dy, 
             const T* row = g + (i * channels + c) * pixels;
             for (int64_t p = 0; p < pixels; ++p) acc += Elem<T>::load(row[p]);
           }
-          out[c] = Elem<T>::store(acc);
+          out[c] = Elem<T>::store(static_cast<Narrow>(acc));
         }
       });
     }

@@ -3,8 +3,10 @@
 #include <cstdint>
 
 #include "gpu/compat.h"
+#include "kernels/conv_geometry.h"
 #include "kernels/dispatch.h"
 #include "kernels/ops_gpu.h"
+#include "kernels/reference_conv.h"
 
 namespace gemmconv {
 namespace gpu_ops {
@@ -173,13 +175,13 @@ __global__ void col2im_contiguous(ConvGeo<I> g, const T* __restrict__ col, T* __
     int count = 0;
     bool listed = true;
     for (I t0 = 0; t0 < g.filt[0] && listed; ++t0) {
-      const I o0 = source_out(i0, t0, g.pad[0], g.dil[0], g.stride[0], g.out[0]);
+      const I o0 = tap_output(g, 0, i0, t0);
       if (o0 < 0) continue;
       for (I t1 = 0; t1 < g.filt[1] && listed; ++t1) {
-        const I o1 = source_out(i1, t1, g.pad[1], g.dil[1], g.stride[1], g.out[1]);
+        const I o1 = tap_output(g, 1, i1, t1);
         if (o1 < 0) continue;
         for (I t2 = 0; t2 < g.filt[2]; ++t2) {
-          const I o2 = source_out(i2, t2, g.pad[2], g.dil[2], g.stride[2], g.out[2]);
+          const I o2 = tap_output(g, 2, i2, t2);
           if (o2 < 0) continue;
           if (count == kMaxListedTaps) {
             listed = false;
@@ -199,13 +201,13 @@ __global__ void col2im_contiguous(ConvGeo<I> g, const T* __restrict__ col, T* __
         for (int q = 0; q < count; ++q) acc += Elem<T>::load(cp[offs[q]]);
       } else {
         for (I t0 = 0; t0 < g.filt[0]; ++t0) {
-          const I o0 = source_out(i0, t0, g.pad[0], g.dil[0], g.stride[0], g.out[0]);
+          const I o0 = tap_output(g, 0, i0, t0);
           if (o0 < 0) continue;
           for (I t1 = 0; t1 < g.filt[1]; ++t1) {
-            const I o1 = source_out(i1, t1, g.pad[1], g.dil[1], g.stride[1], g.out[1]);
+            const I o1 = tap_output(g, 1, i1, t1);
             if (o1 < 0) continue;
             for (I t2 = 0; t2 < g.filt[2]; ++t2) {
-              const I o2 = source_out(i2, t2, g.pad[2], g.dil[2], g.stride[2], g.out[2]);
+              const I o2 = tap_output(g, 2, i2, t2);
               if (o2 < 0) continue;
               const I f = (t0 * g.filt[1] + t1) * g.filt[2] + t2;
               acc += Elem<T>::load(cp[f * csf + (o0 * g.out[1] + o1) * g.out[2] + o2]);
@@ -242,13 +244,13 @@ __global__ void col2im_channels_last(ConvGeo<I> g, const T* __restrict__ col, T*
     const I base = grp * g.filt_pix * g.cg + (ch - grp * g.cg);
     A acc = A(0);
     for (I t0 = 0; t0 < g.filt[0]; ++t0) {
-      const I o0 = source_out(i0, t0, g.pad[0], g.dil[0], g.stride[0], g.out[0]);
+      const I o0 = tap_output(g, 0, i0, t0);
       if (o0 < 0) continue;
       for (I t1 = 0; t1 < g.filt[1]; ++t1) {
-        const I o1 = source_out(i1, t1, g.pad[1], g.dil[1], g.stride[1], g.out[1]);
+        const I o1 = tap_output(g, 1, i1, t1);
         if (o1 < 0) continue;
         for (I t2 = 0; t2 < g.filt[2]; ++t2) {
-          const I o2 = source_out(i2, t2, g.pad[2], g.dil[2], g.stride[2], g.out[2]);
+          const I o2 = tap_output(g, 2, i2, t2);
           if (o2 < 0) continue;
           const I f = (t0 * g.filt[1] + t1) * g.filt[2] + t2;
           const I p = (o0 * g.out[1] + o1) * g.out[2] + o2;

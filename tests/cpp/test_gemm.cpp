@@ -8,10 +8,10 @@
 #include <string>
 #include <vector>
 
+#include "base/half.h"
 #include "gemmconv/device.h"
 #include "gemmconv/gemm.h"
 #include "kernels/dispatch.h"
-#include "kernels/half.h"
 
 namespace gemmconv {
 namespace {

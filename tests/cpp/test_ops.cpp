@@ -7,9 +7,9 @@
 #include <string>
 #include <vector>
 
+#include "base/half.h"
 #include "gemmconv/device.h"
 #include "kernels/dispatch.h"
-#include "kernels/half.h"
 #include "kernels/ops.h"
 
 namespace gemmconv {

@@ -16,7 +16,7 @@
 #include <thread>
 #include <utility>
 
-#include "kernels/half.h"
+#include "base/half.h"
 
 namespace gemmconv {
 namespace testing {

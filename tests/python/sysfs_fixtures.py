@@ -146,15 +146,18 @@ PYTHON_DIR = os.path.join(REPO, "python")
 
 
 def stub_package(dest: str, init_source: str, with_extension: bool = True) -> str:
-    """A `gemmconv` package under `dest` made of links to this tree's modules, a stand-in __init__.py and, when
+    """A `gemmconv` package under `dest` made of links to this tree's modules and sub-packages, a stand-in
+    __init__.py and, when
     `with_extension`, an empty `_C.py` standing in for the compiled extension (the tree's own build is left out).
     Returns the directory to put on PYTHONPATH."""
     pkg = os.path.join(dest, "gemmconv")
     os.makedirs(pkg)
     real = os.path.join(PYTHON_DIR, "gemmconv")
     for name in sorted(os.listdir(real)):
-        if name.endswith(".py") and name != "__init__.py":
-            os.symlink(os.path.join(real, name), os.path.join(pkg, name))
+        sub = os.path.join(real, name)
+        is_subpackage = os.path.isfile(os.path.join(sub, "__init__.py"))
+        if (name.endswith(".py") and name != "__init__.py") or is_subpackage:
+            os.symlink(sub, os.path.join(pkg, name))
     _write(os.path.join(pkg, "__init__.py"), init_source)
     if with_extension:
         _write(os.path.join(pkg, "_C.py"), "")

@@ -7,9 +7,9 @@ import re
 import pytest
 
 import sysfs_fixtures as fx
-from gemmconv import detect as det
-from gemmconv import families as fam
-from gemmconv.detect import OVERRIDE_VAR, RuntimeDevice, RuntimeInfo, detect
+from gemmconv.diagnosis import detect as det
+from gemmconv.diagnosis import families as fam
+from gemmconv.diagnosis.detect import OVERRIDE_VAR, RuntimeDevice, RuntimeInfo, detect
 
 
 def _tree(tmp_path, name, **kw):
@@ -127,7 +127,7 @@ def test_no_gpu(tmp_path):
 
 def test_no_kfd_access_is_a_problem(tmp_path):
     r = detect(_tree(tmp_path, "rx5600xt_nokfd_access"), env={})
-    assert r.kfd_present and r.kfd_access is False
+    assert r.facts.kfd_present and r.facts.kfd_access is False
     assert any("/dev/kfd" in p for p in r.problems())
     assert any("usermod -aG render,video" in m for m in _messages(r, det.PROBLEM))
 
@@ -353,7 +353,7 @@ def test_card_guide_matrix_matches_the_table():
     m = re.search(r"<!-- compat-matrix:begin -->\n(.*?)<!-- compat-matrix:end -->", text, re.S)
     assert m, "docs/card-guide.md lacks the compat-matrix markers"
     assert m.group(1) == fam.compat_matrix_markdown(), (
-        "regenerate with: PYTHONPATH=python python3 -c 'from gemmconv.families import compat_matrix_markdown as "
+        "regenerate with: PYTHONPATH=python python3 -c 'from gemmconv.diagnosis.families import compat_matrix_markdown as "
         "m; print(m(), end=\"\")'")
     for f in fam.FAMILIES:
         assert "| {} | {} |".format(f.chip, f.arch) in m.group(1)

@@ -2,6 +2,7 @@
 
 import hashlib
 import os
+import re
 import site
 import subprocess
 import sys
@@ -190,15 +191,19 @@ def test_uninstall_keeps_files_edited_since(tmp_path, machine, home):
 
 
 @pytest.mark.parametrize("venv", [False, True])
-def test_user_scope_site_dir_is_the_one_this_interpreter_reads(monkeypatch, venv):
-    from gemmconv import install as inst
+def test_scopes_and_their_site_dirs(monkeypatch, venv):
+    from gemmconv.activation import installer as inst
     monkeypatch.setattr(sys, "prefix", sys.base_prefix + ("-venv" if venv else ""))
-    want = sysconfig.get_paths()["purelib"] if venv else site.getusersitepackages()
-    assert inst.make_target("user").site_dir == want
-    assert inst.make_target("user", home=os.path.expanduser("~")).site_dir == want  # --home ~ is no --home
-    # Another home, or another root, is another machine's user: its user site, whatever runs the install.
+    # user scope is the user's, wherever install runs: a venv's files are the venv scope's.
+    assert inst.make_target("user").site_dir == site.getusersitepackages()
+    assert inst.make_target("user", home=os.path.expanduser("~")).site_dir == site.getusersitepackages()
     other = inst.make_target("user", root="/srv/img", home="/home/u").site_dir
     assert other.startswith("/home/u/.local/lib/python") and other.endswith("site-packages")
+    v = inst.make_target("venv", venv="/srv/envs/a")
+    assert v.config_dir == "/srv/envs/a/etc/gemmconv" and v.site_dir.startswith("/srv/envs/a/lib/python")
+    if venv:
+        here = inst.make_target("venv")
+        assert here.venv == sys.prefix and here.site_dir == sysconfig.get_paths()["purelib"]
 
 
 # ---- activation in fresh interpreters ----
@@ -243,9 +248,11 @@ def act(tmp_path, home):
     fake = tmp_path / "fake"
     (fake / "torch").mkdir(parents=True)
     (fake / "torch" / "__init__.py").write_text(
-        "import os\nVALUE = 42\n"
-        "if os.environ.get('FAKE_TORCH_AUTOLOAD'):\n"  # what torch >= 2.5 does at the end of its import
-        "    from gemmconv._activate import autoload\n    autoload()\n")
+        "import importlib, os\nVALUE = 42\n"
+        # What torch >= 2.5 does at the end of its import: call the torch.backends entry point ("module:function").
+        "if os.environ.get('FAKE_TORCH_AUTOLOAD'):\n"
+        "    module, func = os.environ['FAKE_TORCH_AUTOLOAD'].split(':')\n"
+        "    getattr(importlib.import_module(module), func)()\n")
     fx.stub_package(str(fake), FAKE_GEMMCONV)  # with an empty _C.py: "the compiled extension is built"
     sysroot = fx.make("rx5600xt", str(tmp_path / "sys"))
 
@@ -319,8 +326,33 @@ def test_hook_leaves_torch_as_it_was(act):
     assert "'torch'" in proc.stdout.splitlines()[-1] and "EARLY []" in proc.stdout
 
 
+def _autoload_entry_point():
+    """The torch.backends entry point pyproject.toml declares."""
+    text = open(os.path.join(fx.REPO, "pyproject.toml"), encoding="utf-8").read()
+    m = re.search(r'\[project\.entry-points\."torch\.backends"\]\s*\ngemmconv = "([^"]+)"', text)
+    assert m, "pyproject.toml declares no torch.backends entry point for gemmconv"
+    return m.group(1)
+
+
 def test_autoload_and_hook_activate_once(act):
-    proc, enabled = act(policy="always", FAKE_TORCH_AUTOLOAD="1")
+    proc, enabled = act(policy="always", FAKE_TORCH_AUTOLOAD=_autoload_entry_point())
+    assert enabled == ["enable {}"]
+
+
+def test_autoload_alone_activates(act):
+    # No import hook on the path: the entry point by itself turns gemmconv on.
+    proc, enabled = act(policy="always", hook_at_start=False, PYTHONNOUSERSITE="1",
+                        FAKE_TORCH_AUTOLOAD=_autoload_entry_point())
+    assert enabled == ["enable {}"]
+
+
+def test_names_of_earlier_installs_still_activate(act):
+    # Hooks and entry points that earlier installs wrote name the module gemmconv._activate.
+    legacy_hook = "import torch\nfrom gemmconv import _activate\n_activate.on_torch_imported('pth')"
+    proc, enabled = act(body=legacy_hook, policy="always", hook_at_start=False, PYTHONNOUSERSITE="1")
+    assert enabled == ["enable {}"]
+    proc, enabled = act(policy="always", hook_at_start=False, PYTHONNOUSERSITE="1",
+                        FAKE_TORCH_AUTOLOAD="gemmconv._activate:autoload")
     assert enabled == ["enable {}"]
 
 
@@ -333,7 +365,7 @@ def test_torch_imported_before_the_hook(act, tmp_path):
 
 
 def test_missing_extension_tells_once_and_does_nothing(act):
-    body = "import torch\nimport gemmconv._activate as a\na.on_torch_imported('again')"
+    body = "import torch\nimport gemmconv.activation.activate as a\na.on_torch_imported('again')"
     proc, enabled = act(body=body, policy="always", no_ext=True)
     assert enabled == []
     lines = proc.stderr.splitlines()

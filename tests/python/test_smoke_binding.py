@@ -171,3 +171,22 @@ def test_import_is_cheap():
     env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "python"))
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_every_module_imports_without_torch():
+    # The activation hook and torch's autoload import the package while torch is still importing; the CLI's
+    # commands must run where torch is broken. Every module of the package keeps torch out at import time.
+    pkg = os.path.join(ROOT, "python", "gemmconv")
+    modules = []
+    for folder, _, files in os.walk(pkg):
+        for f in sorted(files):
+            if f.endswith(".py") and f != "__main__.py":
+                rel = os.path.relpath(os.path.join(folder, f), os.path.join(ROOT, "python"))[:-3]
+                modules.append(rel.replace(os.sep, ".").replace(".__init__", ""))
+    assert "gemmconv.diagnosis.detect" in modules and "gemmconv.activation.activate" in modules
+    code = ("import importlib, sys\nfor m in sys.argv[1:]:\n    importlib.import_module(m)\n"
+            "print(sorted(m for m in sys.modules if m == 'torch' or m == 'gemmconv._C' or m.startswith('torch.')))")
+    env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "python"))
+    out = subprocess.run([sys.executable, "-c", code] + modules, env=env, capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.split() == ["[]"], (modules, out.stdout)

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "kernels/conv_geometry.h"
 #include "kernels/dispatch.h"
 #include "kernels/parallel.h"
 #include "solvers/depthwise_direct/depthwise.h"
@@ -13,11 +14,6 @@ namespace cpu {
 namespace {
 
 using Geo = ConvGeo<int64_t>;
-
-// Output position that reads input position ip through tap t along dimension d, or -1.
-inline int64_t src_out(const Geo& g, int d, int64_t ip, int64_t t) {
-  return source_out<int64_t>(ip, t, g.pad[d], g.dil[d], g.stride[d], g.out[d]);
-}
 
 template <class T>
 void forward(const Geo& g, const T* x, const T* w, T* y) {
@@ -34,14 +30,19 @@ void forward(const Geo& g, const T* x, const T* w, T* y) {
             A acc = A(0);
             int64_t f = 0;
             for (int64_t t0 = 0; t0 < g.filt[0]; ++t0) {
-              const int64_t i0 = o0 * g.stride[0] - g.pad[0] + t0 * g.dil[0];
+              const int64_t i0 = tap_input(g, 0, o0, t0);
               const bool ok0 = i0 >= 0 && i0 < g.in[0];
               for (int64_t t1 = 0; t1 < g.filt[1]; ++t1) {
-                const int64_t i1 = o1 * g.stride[1] - g.pad[1] + t1 * g.dil[1];
+                const int64_t i1 = tap_input(g, 1, o1, t1);
                 const bool ok1 = ok0 && i1 >= 0 && i1 < g.in[1];
                 for (int64_t t2 = 0; t2 < g.filt[2]; ++t2, ++f) {
-                  const int64_t i2 = o2 * g.stride[2] - g.pad[2] + t2 * g.dil[2];
-                  if (!ok1 || i2 < 0 || i2 >= g.in[2]) continue;
+                  const int64_t i2 = tap_input(g, 2, o2, t2);
+                  if (!ok1 || i2 < 0 || i2 >= g.in[2]) {
+                    // A padded tap reads a zero; adding 0 * w keeps a NaN or infinite weight
+                    // visible in the output, as PyTorch's zero-padded GEMM does.
+                    acc += A(0) * Elem<T>::load(wk[f]);
+                    continue;
+                  }
                   acc += Elem<T>::load(x[g.x_off(i, ch, i0, i1, i2)]) * Elem<T>::load(wk[f]);
                 }
               }
@@ -70,11 +71,11 @@ void backward_data(const Geo& g, const T* y, const T* w, T* x) {
               const T* wk = w + kk * g.filt_pix;
               int64_t f = 0;
               for (int64_t t0 = 0; t0 < g.filt[0]; ++t0) {
-                const int64_t o0 = src_out(g, 0, i0, t0);
+                const int64_t o0 = tap_output(g, 0, i0, t0);
                 for (int64_t t1 = 0; t1 < g.filt[1]; ++t1) {
-                  const int64_t o1 = src_out(g, 1, i1, t1);
+                  const int64_t o1 = tap_output(g, 1, i1, t1);
                   for (int64_t t2 = 0; t2 < g.filt[2]; ++t2, ++f) {
-                    const int64_t o2 = src_out(g, 2, i2, t2);
+                    const int64_t o2 = tap_output(g, 2, i2, t2);
                     if (o0 < 0 || o1 < 0 || o2 < 0) continue;
                     acc += Elem<T>::load(y[g.y_off(i, kk, o0, o1, o2)]) * Elem<T>::load(wk[f]);
                   }
@@ -102,13 +103,13 @@ void backward_weight(const Geo& g, const T* x, const T* y, T* w) {
       A acc = A(0);
       for (int64_t i = 0; i < g.n; ++i) {
         for (int64_t o0 = 0; o0 < g.out[0]; ++o0) {
-          const int64_t i0 = o0 * g.stride[0] - g.pad[0] + t0 * g.dil[0];
+          const int64_t i0 = tap_input(g, 0, o0, t0);
           if (i0 < 0 || i0 >= g.in[0]) continue;
           for (int64_t o1 = 0; o1 < g.out[1]; ++o1) {
-            const int64_t i1 = o1 * g.stride[1] - g.pad[1] + t1 * g.dil[1];
+            const int64_t i1 = tap_input(g, 1, o1, t1);
             if (i1 < 0 || i1 >= g.in[1]) continue;
             for (int64_t o2 = 0; o2 < g.out[2]; ++o2) {
-              const int64_t i2 = o2 * g.stride[2] - g.pad[2] + t2 * g.dil[2];
+              const int64_t i2 = tap_input(g, 2, o2, t2);
               if (i2 < 0 || i2 >= g.in[2]) continue;
               acc += Elem<T>::load(x[g.x_off(i, ch, i0, i1, i2)]) *
                      Elem<T>::load(y[g.y_off(i, kk, o0, o1, o2)]);

@@ -2,8 +2,10 @@
 // group, any channel multiplier), where GEMM degenerates into many tiny products.
 #include <algorithm>
 
+#include "configs/hardware.h"
 #include "solvers/common.h"
 #include "solvers/depthwise_direct/depthwise.h"
+#include "solvers/registration.h"
 
 namespace gemmconv {
 namespace depthwise {
@@ -51,23 +53,15 @@ WeightSplit weight_split(const ConvShape& s, size_t budget) {
 
 namespace {
 
-bool regular_pass(Direction d) {
-  return d == Direction::forward || d == Direction::backward_data ||
-         d == Direction::backward_weight;
-}
-
 class DepthwiseDirectSolver final : public Solver {
  public:
   const char* name() const override { return "depthwise_direct"; }
   bool needs_gemm() const override { return false; }
 
   bool is_applicable(const ConvShape& s, Direction d, const PlanContext& ctx) const override {
-    if (!regular_pass(d) || ctx.caps == nullptr) return false;
+    if (!is_regular_pass(d) || ctx.caps == nullptr) return false;
     if (!solvers::has_work(s) || !depthwise::is_depthwise(s)) return false;
-#ifndef GEMMCONV_WITH_GPU
-    if (ctx.caps->kind == DeviceKind::gpu) return false;
-#endif
-    return true;
+    return ctx.caps->kind == DeviceKind::cpu || configs::runs_gpu_kernels(*ctx.caps);
   }
 
   size_t workspace_bytes(const ConvShape& s, Direction d, const PlanContext& ctx) const override {
@@ -83,7 +77,7 @@ class DepthwiseDirectSolver final : public Solver {
     if (ctx.caps == nullptr) {
       return Status(StatusCode::invalid_argument, "depthwise_direct: ctx.caps is null");
     }
-    if (!regular_pass(d) || !solvers::has_work(s) || !depthwise::is_depthwise(s)) {
+    if (!is_regular_pass(d) || !solvers::has_work(s) || !depthwise::is_depthwise(s)) {
       return Status(StatusCode::not_applicable, "depthwise_direct: not a depthwise problem");
     }
     if (ctx.caps->kind == DeviceKind::cpu) return depthwise::cpu::run(s, d, t);
@@ -104,8 +98,7 @@ class DepthwiseDirectSolver final : public Solver {
 }  // namespace
 
 const Solver& depthwise_direct_solver() {
-  static const DepthwiseDirectSolver solver;
-  return solver;
+  return solvers::stateless_instance<DepthwiseDirectSolver>();
 }
 
 }  // namespace gemmconv

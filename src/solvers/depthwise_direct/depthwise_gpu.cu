@@ -5,7 +5,9 @@
 #include <type_traits>
 
 #include "gpu/compat.h"
+#include "kernels/conv_geometry.h"
 #include "kernels/dispatch.h"
+#include "kernels/reference_conv.h"
 #include "solvers/depthwise_direct/depthwise.h"
 
 namespace gemmconv {
@@ -61,18 +63,6 @@ struct Stage {
   I tiles1, tiles2;
   I span[3];
 };
-
-// Output position that reads position z through tap t along one dimension, or -1. kS > 0 is the
-// stride known at compile time, so that the division becomes a shift.
-template <int kS, class I>
-__device__ inline I src_out(I z, I t, I pad, I dil, I stride, I out) {
-  const I num = z + pad - t * dil;
-  if (num < 0) return -1;
-  const I s = kS > 0 ? static_cast<I>(kS) : stride;
-  const I o = num / s;
-  if (o * s != num || o >= out) return -1;
-  return o;
-}
 
 // kFwd: y from x (window of x, one per block, reused for every multiplier channel); otherwise
 // x from dy (window of dy for each multiplier channel, summed in registers). kR > 0: a
@@ -167,7 +157,7 @@ __global__ void staged_contiguous(ConvGeo<I> g, Stage<I> st, const T* __restrict
         if (kR > 0 && kS > 0) {
           constexpr int ks = kS > 0 ? kS : 1;
           // The window is zero outside dy, so a tap only has to hit a multiple of the stride.
-          const I o0 = src_out<0>(z0, I(0), g.pad[0], g.dil[0], g.stride[0], g.out[0]);
+          const I o0 = tap_output<0>(z0, I(0), g.pad[0], g.dil[0], g.stride[0], g.out[0]);
           if (o0 >= 0) {
             const A* w0 = win + (o0 - lo[0]) * sp1 * sp2;
             for (I t1 = 0; t1 < fl1; ++t1) {
@@ -183,20 +173,20 @@ __global__ void staged_contiguous(ConvGeo<I> g, Stage<I> st, const T* __restrict
           }
         } else {
           for (I t0 = 0; t0 < fl0; ++t0) {
-            const I o0 = src_out<kS>(z0, t0, g.pad[0], g.dil[0], g.stride[0], g.out[0]);
+            const I o0 = tap_output<kS>(z0, t0, g.pad[0], g.dil[0], g.stride[0], g.out[0]);
             if (o0 < 0) {
               f += fl1 * fl2;
               continue;
             }
             for (I t1 = 0; t1 < fl1; ++t1) {
-              const I o1 = src_out<kS>(z1, t1, g.pad[1], g.dil[1], g.stride[1], g.out[1]);
+              const I o1 = tap_output<kS>(z1, t1, g.pad[1], g.dil[1], g.stride[1], g.out[1]);
               if (o1 < 0) {
                 f += fl2;
                 continue;
               }
               const A* row = win + ((o0 - lo[0]) * sp1 + (o1 - lo[1])) * sp2;
               for (I t2 = 0; t2 < fl2; ++t2, ++f) {
-                const I o2 = src_out<kS>(z2, t2, g.pad[2], g.dil[2], g.stride[2], g.out[2]);
+                const I o2 = tap_output<kS>(z2, t2, g.pad[2], g.dil[2], g.stride[2], g.out[2]);
                 if (o2 >= 0) sum += row[o2 - lo[2]] * wsh[f];
               }
             }
@@ -333,14 +323,17 @@ __global__ void channels_last_kernel(ConvGeo<I> g, const T* __restrict__ src,
       const A* wr = wsh + tx * fp;
       const T* xs = src + i * g.in_pix * g.c + xc;
       for (I t0 = 0; t0 < fl0; ++t0) {
-        const I i0 = z0 * g.stride[0] - g.pad[0] + t0 * g.dil[0];
+        const I i0 = tap_input(z0, t0, g.pad[0], g.dil[0], g.stride[0]);
         const bool ok0 = i0 >= 0 && i0 < g.in[0];
         for (I t1 = 0; t1 < fl1; ++t1) {
-          const I i1 = z1 * s1 - g.pad[1] + t1 * g.dil[1];
+          const I i1 = tap_input(z1, t1, g.pad[1], g.dil[1], s1);
           const bool ok1 = ok0 && i1 >= 0 && i1 < g.in[1];
           for (I t2 = 0; t2 < fl2; ++t2, ++f) {
-            const I i2 = z2 * s2 - g.pad[2] + t2 * g.dil[2];
-            if (!ok1 || i2 < 0 || i2 >= g.in[2]) continue;
+            const I i2 = tap_input(z2, t2, g.pad[2], g.dil[2], s2);
+            if (!ok1 || i2 < 0 || i2 >= g.in[2]) {
+              acc += A(0) * wr[f];  // a padded tap: keeps a NaN weight visible, as in PyTorch
+              continue;
+            }
             acc += Elem<T>::load(xs[((i0 * g.in[1] + i1) * g.in[2] + i2) * g.c]) * wr[f];
           }
         }
@@ -349,19 +342,19 @@ __global__ void channels_last_kernel(ConvGeo<I> g, const T* __restrict__ src,
       const T* ys = src + i * g.out_pix * g.k + ch * m;
       const A* wr = wsh + tx * m * fp;
       for (I t0 = 0; t0 < fl0; ++t0) {
-        const I o0 = src_out<kS>(z0, t0, g.pad[0], g.dil[0], g.stride[0], g.out[0]);
+        const I o0 = tap_output<kS>(z0, t0, g.pad[0], g.dil[0], g.stride[0], g.out[0]);
         if (o0 < 0) {
           f += fl1 * fl2;
           continue;
         }
         for (I t1 = 0; t1 < fl1; ++t1) {
-          const I o1 = src_out<kS>(z1, t1, g.pad[1], g.dil[1], g.stride[1], g.out[1]);
+          const I o1 = tap_output<kS>(z1, t1, g.pad[1], g.dil[1], g.stride[1], g.out[1]);
           if (o1 < 0) {
             f += fl2;
             continue;
           }
           for (I t2 = 0; t2 < fl2; ++t2, ++f) {
-            const I o2 = src_out<kS>(z2, t2, g.pad[2], g.dil[2], g.stride[2], g.out[2]);
+            const I o2 = tap_output<kS>(z2, t2, g.pad[2], g.dil[2], g.stride[2], g.out[2]);
             if (o2 < 0) continue;
             const T* yp = ys + ((o0 * g.out[1] + o1) * g.out[2] + o2) * g.k;
             for (I j = 0; j < m; ++j) acc += Elem<T>::load(yp[j]) * wr[j * fp + f];

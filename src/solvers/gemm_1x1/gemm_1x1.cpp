@@ -3,19 +3,16 @@
 
 #include "kernels/ops.h"
 #include "solvers/common.h"
+#include "solvers/gemm_map.h"
+#include "solvers/registration.h"
 #include "solvers/solvers.h"
 
 namespace gemmconv {
 namespace {
 
 using solvers::ChunkPlan;
-using solvers::Operand;
+using solvers::GemmScheme;
 using solvers::WorkspaceLayout;
-
-bool regular_pass(Direction d) {
-  return d == Direction::forward || d == Direction::backward_data ||
-         d == Direction::backward_weight;
-}
 
 // Output pixel o reads input pixel o: x itself is the column matrix.
 bool reads_x_directly(const ConvShape& s) {
@@ -32,49 +29,15 @@ bool contiguous_supported(const ConvShape& s, Direction d) {
   return s.g == 1 || s.n == 1;
 }
 
-// Channels-last GEMM over `rows` pixel rows: X [rows][c] (x or the gathered columns), Y [rows][k],
-// batched over groups.
-GemmDesc channels_last_gemm(const ConvShape& s, Direction d, int64_t rows, const void* X,
-                            const void* Y, const void* W, double beta) {
-  const DataType t = s.dtype;
-  const int64_t c = s.c, k = s.k, cg = s.cg(), kg = s.kg(), g = s.g;
-  switch (d) {
-    case Direction::forward:
-      return solvers::make_gemm(t, rows, kg, cg, {X, c, cg}, false, {W, cg, kg * cg}, true,
-                                const_cast<void*>(Y), k, kg, g, 0.0);
-    case Direction::backward_data:
-      return solvers::make_gemm(t, rows, cg, kg, {Y, k, kg}, false, {W, cg, kg * cg}, false,
-                                const_cast<void*>(X), c, cg, g, 0.0);
-    default:
-      return solvers::make_gemm(t, kg, cg, rows, {Y, k, kg}, true, {X, c, cg}, false,
-                                const_cast<void*>(W), cg, kg * cg, g, beta);
+// The GEMM over `units` units (pixel rows in channels-last without gathering, samples
+// otherwise): channels-last batches over groups; contiguous batches over the samples when g == 1
+// and otherwise over the groups of one sample (the group-major map of one sample's pixels).
+solvers::GemmMap unit_map(const ConvShape& s, Direction d, bool gather, int64_t units) {
+  const int64_t P = s.out_pixels();
+  if (s.layout == Layout::channels_last) {
+    return solvers::gemm_map(s, d, GemmScheme::channels_last, gather ? units * P : units);
   }
-}
-
-// Contiguous GEMM over `samples` samples: X [samples][c][P] (x or the gathered columns),
-// Y [samples][k][P]. Batched over samples when g == 1, else over the groups of one sample.
-GemmDesc contiguous_gemm(const ConvShape& s, Direction d, int64_t samples, const void* X,
-                         const void* Y, const void* W) {
-  const DataType t = s.dtype;
-  const int64_t c = s.c, k = s.k, cg = s.cg(), kg = s.kg(), g = s.g, P = s.out_pixels();
-  if (d == Direction::backward_weight) {
-    return solvers::make_gemm(t, kg, cg, P, {Y, P, kg * P}, false, {X, P, cg * P}, true,
-                              const_cast<void*>(W), cg, kg * cg, g, 0.0);
-  }
-  if (s.g == 1) {
-    if (d == Direction::forward) {
-      return solvers::make_gemm(t, k, P, c, {W, c, 0}, false, {X, P, c * P}, false,
-                                const_cast<void*>(Y), P, k * P, samples, 0.0);
-    }
-    return solvers::make_gemm(t, c, P, k, {W, c, 0}, true, {Y, P, k * P}, false,
-                              const_cast<void*>(X), P, c * P, samples, 0.0);
-  }
-  if (d == Direction::forward) {
-    return solvers::make_gemm(t, kg, P, cg, {W, cg, kg * cg}, false, {X, P, cg * P}, false,
-                              const_cast<void*>(Y), P, kg * P, g, 0.0);
-  }
-  return solvers::make_gemm(t, cg, P, kg, {W, cg, kg * cg}, true, {Y, P, kg * P}, false,
-                            const_cast<void*>(X), P, cg * P, g, 0.0);
+  return solvers::gemm_map(s, d, solvers::explicit_scheme(s, d), units * P);
 }
 
 struct Carve {
@@ -104,19 +67,16 @@ struct Plan1x1 {
 
 Plan1x1 plan(const ConvShape& s, Direction d, size_t budget) {
   Plan1x1 p;
-  if (!regular_pass(d) || !solvers::has_work(s) || !solvers::is_1x1(s)) return p;
+  if (!is_regular_pass(d) || !solvers::has_work(s) || !solvers::is_1x1(s)) return p;
   const bool cl = s.layout == Layout::channels_last;
   if (!cl && !contiguous_supported(s, d)) return p;
   p.gather = !reads_x_directly(s);
   p.units = (cl && !p.gather) ? s.n * s.out_pixels() : s.n;
   const bool gather = p.gather;
   const auto bytes = [&s, gather](int64_t u, bool acc) { return carve(s, gather, u, acc).total; };
-  const auto gemm_ok = [&s, d, cl, gather](int64_t u) {
-    if (cl) {
-      const int64_t rows = gather ? u * s.out_pixels() : u;
-      return solvers::gemm_fits(channels_last_gemm(s, d, rows, nullptr, nullptr, nullptr, 0.0));
-    }
-    return solvers::gemm_fits(contiguous_gemm(s, d, u, nullptr, nullptr, nullptr));
+  const auto gemm_ok = [&s, d, gather](int64_t u) {
+    const solvers::GemmMap map = unit_map(s, d, gather, u);
+    return map.valid && solvers::gemm_fits(map.bind(s.dtype, ConvTensors{}));
   };
   const bool wide = d == Direction::backward_weight && solvers::needs_wide_accumulator(s.dtype);
   p.chunks = solvers::plan_chunks(p.units, budget, wide, bytes, gemm_ok);
@@ -169,10 +129,9 @@ class Gemm1x1Solver final : public Solver {
         Status st = ops::im2col(ctx, s, t.x, col, u0, nu, cs);
         if (!st.ok()) return st;
       }
-      const GemmDesc gd =
-          cl ? channels_last_gemm(s, d, p.gather ? nu * P : nu, X, Y, t.w, wsum.beta(index))
-             : contiguous_gemm(s, d, nu, X, Y, t.w);
-      Status st = solvers::run_gemm(ctx, gd);
+      const ConvTensors sides{const_cast<void*>(X), t.w, const_cast<void*>(Y)};
+      const double beta = bwd_w ? wsum.beta(index) : 0.0;
+      Status st = solvers::run_gemm(ctx, unit_map(s, d, p.gather, nu).bind(dt, sides, beta));
       if (!st.ok()) return st;
       if (bwd_w) {
         st = wsum.after_chunk(index);
@@ -193,9 +152,6 @@ solvers::ChunkPlan gemm_1x1_chunk_plan(const ConvShape& s, Direction d, size_t b
   return plan(s, d, budget).chunks;
 }
 
-const Solver& gemm_1x1_solver() {
-  static const Gemm1x1Solver solver;
-  return solver;
-}
+const Solver& gemm_1x1_solver() { return solvers::stateless_instance<Gemm1x1Solver>(); }
 
 }  // namespace gemmconv

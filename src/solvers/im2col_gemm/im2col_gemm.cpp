@@ -3,6 +3,8 @@
 
 #include "kernels/ops.h"
 #include "solvers/common.h"
+#include "solvers/gemm_map.h"
+#include "solvers/registration.h"
 #include "solvers/solvers.h"
 
 namespace gemmconv {
@@ -11,76 +13,17 @@ namespace {
 using solvers::ChunkPlan;
 using solvers::WorkspaceLayout;
 
-bool regular_pass(Direction d) {
-  return d == Direction::forward || d == Direction::backward_data ||
-         d == Direction::backward_weight;
-}
+using solvers::GemmScheme;
 
-// How the column buffer is ordered and the GEMM laid out.
-enum class Scheme {
-  channels_last,  // col [nb*P][c*F]; rows are pixels, groups are column blocks
-  sample_major,   // contiguous, g == 1, forward / backward_data: col [nb][c*F][P]
-  group_major,    // contiguous otherwise: col [c*F][nb*P], y permuted to [k][nb][P]
-};
-
-Scheme scheme_of(const ConvShape& s, Direction d) {
-  if (s.layout == Layout::channels_last) return Scheme::channels_last;
-  if (s.g == 1 && d != Direction::backward_weight) return Scheme::sample_major;
-  return Scheme::group_major;
-}
-
-ops::ColStrides col_strides(const ConvShape& s, Scheme sc, int64_t nb) {
+ops::ColStrides col_strides(const ConvShape& s, GemmScheme sc, int64_t nb) {
   const int64_t F = s.filt_pixels(), P = s.out_pixels();
-  if (sc == Scheme::group_major) return ops::ColStrides{P, F * nb * P, nb * P};
+  if (sc == GemmScheme::group_major) return ops::ColStrides{P, F * nb * P, nb * P};
   return ops::ColStrides{s.c * F * P, F * P, P};
 }
 
-// The GEMM of one chunk of nb samples. Y is y at the chunk's first sample, or for the
-// group-major scheme the [k][nb][P] permuted copy (y itself when nb == 1).
-GemmDesc chunk_gemm(const ConvShape& s, Direction d, Scheme sc, int64_t nb, const void* col,
-                    const void* Y, const void* W, double beta) {
-  const DataType t = s.dtype;
-  const int64_t k = s.k, g = s.g, kg = s.kg(), F = s.filt_pixels(), P = s.out_pixels();
-  const int64_t cF = s.c * F, cgF = s.cg() * F;
-  void* col_out = const_cast<void*>(col);
-  void* y_out = const_cast<void*>(Y);
-  void* w_out = const_cast<void*>(W);
-  switch (sc) {
-    case Scheme::channels_last: {
-      const int64_t rows = nb * P;
-      if (d == Direction::forward) {
-        return solvers::make_gemm(t, rows, kg, cgF, {col, cF, cgF}, false, {W, cgF, kg * cgF}, true,
-                                  y_out, k, kg, g, 0.0);
-      }
-      if (d == Direction::backward_data) {
-        return solvers::make_gemm(t, rows, cgF, kg, {Y, k, kg}, false, {W, cgF, kg * cgF}, false,
-                                  col_out, cF, cgF, g, 0.0);
-      }
-      return solvers::make_gemm(t, kg, cgF, rows, {Y, k, kg}, true, {col, cF, cgF}, false, w_out,
-                                cgF, kg * cgF, g, beta);
-    }
-    case Scheme::sample_major:
-      if (d == Direction::forward) {
-        return solvers::make_gemm(t, k, P, cF, {W, cF, 0}, false, {col, P, cF * P}, false, y_out, P,
-                                  k * P, nb, 0.0);
-      }
-      return solvers::make_gemm(t, cF, P, k, {W, cF, 0}, true, {Y, P, k * P}, false, col_out, P,
-                                cF * P, nb, 0.0);
-    case Scheme::group_major: {
-      const int64_t cols = nb * P;
-      if (d == Direction::forward) {
-        return solvers::make_gemm(t, kg, cols, cgF, {W, cgF, kg * cgF}, false,
-                                  {col, cols, cgF * cols}, false, y_out, cols, kg * cols, g, 0.0);
-      }
-      if (d == Direction::backward_data) {
-        return solvers::make_gemm(t, cgF, cols, kg, {W, cgF, kg * cgF}, true, {Y, cols, kg * cols},
-                                  false, col_out, cols, cgF * cols, g, 0.0);
-      }
-      return solvers::make_gemm(t, kg, cgF, cols, {Y, cols, kg * cols}, false,
-                                {col, cols, cgF * cols}, true, w_out, cgF, kg * cgF, g, beta);
-    }
-  }
-  return GemmDesc{};
+// The GEMM of one chunk of nb samples.
+solvers::GemmMap chunk_map(const ConvShape& s, Direction d, GemmScheme sc, int64_t nb) {
+  return solvers::gemm_map(s, d, sc, nb * s.out_pixels());
 }
 
 struct Carve {
@@ -90,12 +33,12 @@ struct Carve {
   size_t total = 0;
 };
 
-Carve carve(const ConvShape& s, Scheme sc, int64_t nb, bool acc) {
+Carve carve(const ConvShape& s, GemmScheme sc, int64_t nb, bool acc) {
   WorkspaceLayout l;
   Carve out;
   const int64_t P = s.out_pixels();
   out.col = l.add(solvers::bytes_of(s.dtype, nb, s.c * s.filt_pixels(), P));
-  if (sc == Scheme::group_major && nb > 1)
+  if (sc == GemmScheme::group_major && nb > 1)
     out.scratch = l.add(solvers::bytes_of(s.dtype, nb, s.k, P));
   if (acc) {
     out.acc = l.add(solvers::mul_sat(static_cast<size_t>(s.w_elements()),
@@ -106,11 +49,12 @@ Carve carve(const ConvShape& s, Scheme sc, int64_t nb, bool acc) {
 }
 
 ChunkPlan plan(const ConvShape& s, Direction d, size_t budget) {
-  if (!regular_pass(d) || !solvers::has_work(s)) return ChunkPlan{};
-  const Scheme sc = scheme_of(s, d);
+  if (!is_regular_pass(d) || !solvers::has_work(s)) return ChunkPlan{};
+  const GemmScheme sc = solvers::explicit_scheme(s, d);
   const auto bytes = [&s, sc](int64_t nb, bool acc) { return carve(s, sc, nb, acc).total; };
   const auto gemm_ok = [&s, d, sc](int64_t nb) {
-    return solvers::gemm_fits(chunk_gemm(s, d, sc, nb, nullptr, nullptr, nullptr, 0.0));
+    const solvers::GemmMap map = chunk_map(s, d, sc, nb);
+    return map.valid && solvers::gemm_fits(map.bind(s.dtype, ConvTensors{}));
   };
   const bool wide = d == Direction::backward_weight && solvers::needs_wide_accumulator(s.dtype);
   return solvers::plan_chunks(s.n, budget, wide, bytes, gemm_ok);
@@ -138,10 +82,10 @@ class Im2colGemmSolver final : public Solver {
     if (ctx.workspace == nullptr) {
       return Status(StatusCode::invalid_argument, "im2col_gemm: workspace is null");
     }
-    const Scheme sc = scheme_of(s, d);
+    const GemmScheme sc = solvers::explicit_scheme(s, d);
     const Carve cv = carve(s, sc, p.chunk, p.accumulator);
     void* col = solvers::at_byte(ctx.workspace, cv.col);
-    void* scratch = (sc == Scheme::group_major && p.chunk > 1)
+    void* scratch = (sc == GemmScheme::group_major && p.chunk > 1)
                         ? solvers::at_byte(ctx.workspace, cv.scratch)
                         : nullptr;
     void* acc = p.accumulator ? solvers::at_byte(ctx.workspace, cv.acc) : nullptr;
@@ -156,7 +100,7 @@ class Im2colGemmSolver final : public Solver {
       const ops::ColStrides cs = col_strides(s, sc, nb);
       void* y_chunk = solvers::at(t.y, dt, n0 * s.k * P);  // same offset in either layout
       // The group-major scheme works on y permuted to [k][nb][P]; one sample needs no permute.
-      const bool permuted = sc == Scheme::group_major && nb > 1;
+      const bool permuted = sc == GemmScheme::group_major && nb > 1;
       void* Y = permuted ? scratch : y_chunk;
       Status st;
       if (d != Direction::backward_data) {
@@ -167,7 +111,9 @@ class Im2colGemmSolver final : public Solver {
         st = ops::permute_021(ctx, dt, y_chunk, scratch, nb, s.k, P);
         if (!st.ok()) return st;
       }
-      st = solvers::run_gemm(ctx, chunk_gemm(s, d, sc, nb, col, Y, t.w, wsum.beta(index)));
+      const ConvTensors sides{col, t.w, Y};
+      const double beta = bwd_w ? wsum.beta(index) : 0.0;
+      st = solvers::run_gemm(ctx, chunk_map(s, d, sc, nb).bind(dt, sides, beta));
       if (!st.ok()) return st;
       if (permuted && d == Direction::forward) {
         st = ops::permute_021(ctx, dt, scratch, y_chunk, s.k, nb, P);
@@ -192,9 +138,6 @@ solvers::ChunkPlan im2col_gemm_chunk_plan(const ConvShape& s, Direction d, size_
   return plan(s, d, budget);
 }
 
-const Solver& im2col_gemm_solver() {
-  static const Im2colGemmSolver solver;
-  return solver;
-}
+const Solver& im2col_gemm_solver() { return solvers::stateless_instance<Im2colGemmSolver>(); }
 
 }  // namespace gemmconv

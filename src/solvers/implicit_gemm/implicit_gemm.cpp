@@ -6,7 +6,10 @@
 #include <cstdlib>
 #include <string>
 
+#include "configs/hardware.h"
 #include "solvers/common.h"
+#include "solvers/gemm_map.h"
+#include "solvers/registration.h"
 
 namespace gemmconv {
 namespace implicit_gemm {
@@ -29,33 +32,30 @@ bool supports(const ConvShape& s, Direction d) {
       return false;
     }
   }
-  const int64_t nn = fwd ? s.kg() : s.cg();
-  const int64_t ca = fwd ? s.cg() : s.kg();
-  const int64_t rows = s.n * (fwd ? s.out_pixels() : s.in_pixels());
-  return ca * s.filt_pixels() < kIntLimit && ceil_div(rows, 64) < kIntLimit &&
-         ceil_div(nn, 64) <= 65535 && s.g <= 65535;
+  const solvers::GemmMap g = solvers::gemm_map(s, d, solvers::GemmScheme::implicit, 0);
+  return g.k < kIntLimit && ceil_div(g.m, 64) < kIntLimit && ceil_div(g.n, 64) <= 65535 &&
+         g.batch <= 65535;
 }
 
-// Blocks run one after another on each SM; the efficiencies are the tiles' relative throughputs
-// on a full grid, measured on an H200 (ResNet-50 layers, fp32): 128x64 is the best tile there,
-// 64x64 wins when 128x64 leaves the SMs short of blocks, and 128x128 never wins.
-Tile pick_tile(const ConvShape& s, Direction d, int multiprocessors) {
-  const bool fwd = d == Direction::forward;
-  const int64_t rows = s.n * (fwd ? s.out_pixels() : s.in_pixels());
-  const int64_t nn = fwd ? s.kg() : s.cg();
+// Blocks run one after another on each SM; a tile's cost is its waves of blocks over its
+// relative throughput on a full grid (configs::implicit_gemm_tile_costs).
+Tile pick_tile(const ConvShape& s, Direction d, int multiprocessors, configs::ArchFamily family) {
+  const solvers::GemmMap g = solvers::gemm_map(s, d, solvers::GemmScheme::implicit, 0);
   const int64_t sms = std::max(1, multiprocessors);
+  const configs::ImplicitGemmTileCosts eff = configs::implicit_gemm_tile_costs(family);
   struct Option {
     Tile tile;
     int64_t bm, bn;
     double eff;
   };
-  const Option options[] = {
-      {Tile::t128x128, 128, 128, 0.6}, {Tile::t128x64, 128, 64, 1.0}, {Tile::t64x64, 64, 64, 0.85}};
+  const Option options[] = {{Tile::t128x128, 128, 128, eff.t128x128},
+                            {Tile::t128x64, 128, 64, eff.t128x64},
+                            {Tile::t64x64, 64, 64, eff.t64x64}};
   Tile best = Tile::t64x64;
   double best_cost = 0.0;
   bool first = true;
   for (const Option& o : options) {
-    const int64_t blocks = ceil_div(rows, o.bm) * ceil_div(nn, o.bn) * s.g;
+    const int64_t blocks = ceil_div(g.m, o.bm) * ceil_div(g.n, o.bn) * g.batch;
     const double cost =
         static_cast<double>(ceil_div(blocks, sms)) * static_cast<double>(o.bm * o.bn) / o.eff;
     if (first || cost < best_cost) {
@@ -76,16 +76,9 @@ class ImplicitGemmSolver final : public Solver {
   const char* name() const override { return "implicit_gemm"; }
 
   bool is_applicable(const ConvShape& s, Direction d, const PlanContext& ctx) const override {
-#ifdef GEMMCONV_WITH_GPU
-    if (ctx.caps == nullptr || ctx.caps->kind != DeviceKind::gpu) return false;
+    if (ctx.caps == nullptr || !configs::runs_gpu_kernels(*ctx.caps)) return false;
     if (s.dtype != DataType::f32 && ctx.caps->matrix_units) return false;
     return implicit_gemm::supports(s, d);
-#else
-    (void)s;
-    (void)d;
-    (void)ctx;
-    return false;
-#endif
   }
 
   size_t workspace_bytes(const ConvShape&, Direction, const PlanContext&) const override {
@@ -102,7 +95,8 @@ class ImplicitGemmSolver final : public Solver {
       return Status(StatusCode::not_applicable, "implicit_gemm: problem not supported");
     }
     return implicit_gemm::launch(ctx, s, d, t,
-                                 implicit_gemm::pick_tile(s, d, ctx.caps->multiprocessors));
+                                 implicit_gemm::pick_tile(s, d, ctx.caps->multiprocessors,
+                                                          configs::arch_family(ctx.caps->arch)));
 #else
     (void)s;
     (void)d;
@@ -115,9 +109,6 @@ class ImplicitGemmSolver final : public Solver {
 
 }  // namespace
 
-const Solver& implicit_gemm_solver() {
-  static const ImplicitGemmSolver solver;
-  return solver;
-}
+const Solver& implicit_gemm_solver() { return solvers::stateless_instance<ImplicitGemmSolver>(); }
 
 }  // namespace gemmconv

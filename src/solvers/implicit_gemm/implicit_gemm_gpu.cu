@@ -7,6 +7,7 @@
 
 #include "gpu/compat.h"
 #include "kernels/dispatch.h"
+#include "solvers/gemm_map.h"
 #include "solvers/implicit_gemm/implicit_gemm.h"
 
 namespace gemmconv {
@@ -327,17 +328,12 @@ template <class I>
 Params<I> make_params(const ConvShape& s, Direction d) {
   Params<I> p{};
   const bool fwd = d == Direction::forward;
-  const bool cl = s.layout == Layout::channels_last;
+  const solvers::GemmMap g = solvers::gemm_map(s, d, solvers::GemmScheme::implicit, 0);
+  const solvers::ImplicitView& v = g.view;
   const Dims& rows = fwd ? s.out : s.in;  // the written tensor's spatial dims
   const Dims& src = fwd ? s.in : s.out;   // the gathered tensor's
-  const int64_t src_ch = fwd ? s.c : s.k;
-  const int64_t rows_ch = fwd ? s.k : s.c;
-  const int64_t src_pix = fwd ? s.in_pixels() : s.out_pixels();
-  const int64_t rows_pix = fwd ? s.out_pixels() : s.in_pixels();
-  const int64_t F = s.filt_pixels();
-  const int64_t cg = s.cg(), kg = s.kg();
-  p.pix = static_cast<I>(rows_pix);
-  p.m = static_cast<I>(s.n * rows_pix);
+  p.pix = static_cast<I>(v.pixels);
+  p.m = static_cast<I>(g.m);
   for (int i = 0; i < 3; ++i) {
     p.out[i] = static_cast<int>(rows[i]);
     p.src[i] = static_cast<int>(src[i]);
@@ -348,38 +344,33 @@ Params<I> make_params(const ConvShape& s, Direction d) {
     p.stride[i] = fwd ? static_cast<int>(s.stride[i]) : 1;
     p.pad[i] = static_cast<int>(fwd ? s.pad[i] : s.dilation[i] * (s.filt[i] - 1) - s.pad[i]);
   }
-  p.nn = static_cast<int>(fwd ? kg : cg);
-  p.ca = static_cast<int>(fwd ? cg : kg);
-  p.taps = static_cast<int>(F);
-  p.kred = p.ca * p.taps;
-  p.tap_major = cl;
-  const int inner = cl ? p.ca : p.taps;
+  p.nn = static_cast<int>(g.n);
+  p.taps = static_cast<int>(s.filt_pixels());
+  p.kred = static_cast<int>(g.k);
+  p.ca = p.kred / p.taps;
+  p.tap_major = v.tap_major;
+  const int inner = p.tap_major ? p.ca : p.taps;
   p.step_q = kHalf / inner;
   p.step_r = kHalf % inner;
-  p.flip = !fwd;
-  // A: x (forward) or dy (backward_data).
-  p.a_sn = static_cast<I>(src_ch * src_pix);
-  p.a_sc = static_cast<I>(cl ? 1 : src_pix);
-  p.a_sp = static_cast<I>(cl ? src_ch : 1);
-  p.a_grp = static_cast<I>(p.ca) * p.a_sc;
-  // B: w [k][cg][F] (contiguous) or [k][F][cg] (channels_last); forward columns are k, reduction
-  // channels cg; backward_data swaps them.
-  const int64_t sk = cl ? F * cg : cg * F;  // stride of k
-  const int64_t sc = cl ? 1 : F;            // stride of cg
-  const int64_t sf = cl ? cg : 1;           // stride of a tap
-  p.b_grp = static_cast<I>(kg * cg * F);
-  p.b_sn = static_cast<I>(fwd ? sk : sc);
-  p.b_sc = static_cast<I>(fwd ? sc : sk);
-  p.b_sf = static_cast<I>(sf);
-  // C: y (forward) or dx (backward_data).
-  p.o_sn = static_cast<I>(rows_ch * rows_pix);
-  p.o_sc = static_cast<I>(cl ? 1 : rows_pix);
-  p.o_sp = static_cast<I>(cl ? rows_ch : 1);
-  p.o_grp = static_cast<I>(p.nn) * p.o_sc;
-  p.m_fast = !cl;
+  p.flip = v.flip;
+  p.a_sn = static_cast<I>(v.a_sample);
+  p.a_sc = static_cast<I>(v.a_channel);
+  p.a_sp = static_cast<I>(v.a_pixel);
+  p.a_grp = static_cast<I>(g.a.batch_stride);
+  p.b_grp = static_cast<I>(g.b.batch_stride);
+  p.b_sn = static_cast<I>(v.b_column);
+  p.b_sc = static_cast<I>(v.b_channel);
+  p.b_sf = static_cast<I>(v.b_tap);
+  p.o_sn = static_cast<I>(v.c_sample);
+  p.o_sc = static_cast<I>(v.c_column);
+  p.o_sp = static_cast<I>(v.c_pixel);
+  p.o_grp = static_cast<I>(g.c.batch_stride);
+  p.m_fast = !p.tap_major;
   // Runs of four start at multiples of four rows (contiguous) or columns (channels_last); they
   // are whole and 16-byte aligned when these sizes are multiples of four.
-  p.vec = s.dtype == DataType::f32 && (cl ? rows_ch % 4 == 0 && p.nn % 4 == 0 : rows_pix % 4 == 0);
+  const int64_t rows_ch = fwd ? s.k : s.c;
+  p.vec = s.dtype == DataType::f32 &&
+          (p.tap_major ? rows_ch % 4 == 0 && p.nn % 4 == 0 : v.pixels % 4 == 0);
   return p;
 }
 

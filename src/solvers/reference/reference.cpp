@@ -1,5 +1,6 @@
 // The reference solver: ops::reference_conv, always applicable, no workspace; the tests' oracle.
 #include "kernels/ops.h"
+#include "solvers/registration.h"
 #include "solvers/solvers.h"
 
 namespace gemmconv {
@@ -11,8 +12,7 @@ class ReferenceSolver final : public Solver {
   bool needs_gemm() const override { return false; }
 
   bool is_applicable(const ConvShape&, Direction d, const PlanContext&) const override {
-    return d == Direction::forward || d == Direction::backward_data ||
-           d == Direction::backward_weight;
+    return is_regular_pass(d);
   }
 
   size_t workspace_bytes(const ConvShape&, Direction, const PlanContext&) const override {
@@ -27,9 +27,6 @@ class ReferenceSolver final : public Solver {
 
 }  // namespace
 
-const Solver& reference_solver() {
-  static const ReferenceSolver solver;
-  return solver;
-}
+const Solver& reference_solver() { return solvers::stateless_instance<ReferenceSolver>(); }
 
 }  // namespace gemmconv

@@ -24,11 +24,17 @@ def user_config_dir(env: Optional[Mapping[str, str]] = None) -> str:
     return os.path.join(base, "gemmconv")
 
 
+def venv_config(prefix: str) -> str:
+    return os.path.join(prefix, "etc", "gemmconv", "activate")
+
+
 def config_files(env: Optional[Mapping[str, str]] = None) -> List[str]:
-    """Config files in the order they are consulted; the first that exists decides."""
-    files = [os.path.join(user_config_dir(env), "activate")]
-    if sys.prefix != getattr(sys, "base_prefix", sys.prefix):  # a virtual environment may carry its own
-        files.append(os.path.join(sys.prefix, "etc", "gemmconv", "activate"))
+    """Config files in the order they are consulted; the first that exists decides. A virtual environment's own
+    file (written by `install --scope venv`) comes first: it is the most specific."""
+    files = []
+    if sys.prefix != getattr(sys, "base_prefix", sys.prefix):
+        files.append(venv_config(sys.prefix))
+    files.append(os.path.join(user_config_dir(env), "activate"))
     files.append(SYSTEM_CONFIG)
     return files
 

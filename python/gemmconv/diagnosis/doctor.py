@@ -14,11 +14,10 @@ import sys
 from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Optional, TextIO, Tuple
 
-from . import _activate
-from ._child import run_child
-from ._sysfs import read_capture
+from ..activation import activate as _activate
+from .child import run_child
 from .detect import (NOTE, PROBLEM, WARNING, Finding, MachineReport, RuntimeInfo, detect, probe_isolated)
-from .install import PTH_NAME
+from ..activation.installer import PTH_NAME
 
 SELFTEST_CMD_VAR = "GEMMCONV_DOCTOR_SELFTEST_CMD"  # tests only: replaces the selftest child command
 
@@ -33,6 +32,7 @@ class Activation:
     pth_files: List[str] = field(default_factory=list)
     autoload_registered: Optional[bool] = None
     autoload_applies: Optional[bool] = None
+    origin: str = "this machine"  # "captured": from the capture of the machine under --sysroot
 
     @property
     def hooked(self) -> bool:
@@ -113,7 +113,19 @@ def _torch_at_least(version: Optional[str], want: Tuple[int, int]) -> Optional[b
         return None
 
 
+def _captured_activation(cap: Dict[str, Any], report: MachineReport) -> Activation:
+    policy = cap.get("policy", "never")
+    engage = policy == "always" or (policy == "auto" and report.vendor_conv_broken)
+    reason = {"always": "policy is always", "never": "policy is never"}.get(
+        policy, "a GPU whose vendor convolution library is broken is present" if engage else
+        "no GPU with a broken vendor convolution library")
+    return Activation(policy, cap.get("source", "captured"), engage, reason, cap.get("error"),
+                      list(cap.get("pth_files", [])), cap.get("autoload_registered"), cap.get("autoload_applies"),
+                      origin="captured")
+
+
 def check_activation(sysroot: str, runtime: Optional[RuntimeInfo]) -> Activation:
+    """Activation as this process sees it (policy, hook on its path, autoload) judged against `sysroot`'s GPUs."""
     d = _activate.decide(sysroot=sysroot)
     act = Activation(d.policy, d.source, d.engage, d.reason, d.error, _pth_files(), _autoload_registered())
     if os.environ.get("TORCH_DEVICE_BACKEND_AUTOLOAD", "1") == "0":
@@ -127,7 +139,7 @@ def _selftest_command() -> List[str]:
     custom = os.environ.get(SELFTEST_CMD_VAR, "").strip()
     if custom:
         return json.loads(custom) if custom.startswith("[") else shlex.split(custom)
-    return [sys.executable, "-m", "gemmconv._selftest"]
+    return [sys.executable, "-m", "gemmconv.diagnosis.selftest"]
 
 
 def run_selftest(timeout: float) -> Selftest:
@@ -201,12 +213,12 @@ def _activation_findings(diag: Diagnosis) -> None:
         diag.findings.append(("activation", Finding(
             PROBLEM, "A GPU with a broken vendor convolution library is present ({}) but activation is off "
                      "({}; policy from {}).".format(names, act.reason, act.source),
-            "python -m gemmconv install --scope user   (or export GEMMCONV_ACTIVATE=auto)")))
+            "python -m gemmconv install   (from the environment you run; or export GEMMCONV_ACTIVATE=auto)")))
     elif not act.hooked:
         diag.findings.append(("activation", Finding(
             PROBLEM, "Activation would engage, but no hook runs it: no {} on this interpreter's path{}.".format(
                 PTH_NAME, " and torch's backend autoload does not apply" if act.autoload_registered else ""),
-            "python -m gemmconv install --scope user   (or call gemmconv.enable() in your program)")))
+            "python -m gemmconv install   (from the environment you run; or call gemmconv.enable() in your program)")))
 
 
 def _selftest_findings(diag: Diagnosis, timeout: float) -> None:
@@ -233,12 +245,22 @@ def diagnose(sysroot: str = "/", probe: bool = True, selftest: bool = False, tim
     if local and probe:
         runtime, ext = probe_isolated(timeout=min(60.0, timeout), extension=True)
     report = detect(sysroot, runtime=runtime)
-    capture = read_capture(sysroot)
+    capture = report.facts.capture  # validated; {} for this machine
+    ext_origin = "this machine"
     if isinstance(capture.get("extension"), dict):
-        ext = dict(capture["extension"])
-    if not ext or ext.get("built") is None:
+        ext, ext_origin = dict(capture["extension"]), "captured"
+    if not ext or (ext.get("built") is None and ext_origin != "captured"):
         ext = {"built": _activate.extension_built(), "archs": None, "error": None}
-    diag = Diagnosis(report, ext, check_activation(sysroot, report.runtime), Selftest())
+    ext.setdefault("built", None)
+    ext.setdefault("archs", None)
+    ext.setdefault("error", None)
+    ext["origin"] = ext_origin
+    # A capture's own activation facts win; without them, this process's are used and labelled as such.
+    if isinstance(capture.get("activation"), dict):
+        act = _captured_activation(capture["activation"], report)
+    else:
+        act = check_activation(sysroot, report.runtime)
+    diag = Diagnosis(report, ext, act, Selftest())
     if selftest:
         diag.selftest = run_selftest(timeout)
     diag.findings = [(g.label if g else "machine", f) for g, f in report.all_findings()]
@@ -287,24 +309,28 @@ def _gpu_lines(report: MachineReport) -> List[str]:
 
 def render_text(diag: Diagnosis, out: TextIO) -> None:
     r, act, ext, st = diag.report, diag.activation, diag.extension, diag.selftest
+    m = r.facts
     w = out.write
     w("gemmconv doctor ({})\n\n".format("this machine" if os.path.abspath(r.root) == "/"
                                         else "captured tree " + r.root))
     w("Machine\n")
-    w("  Kernel:             {}\n".format(r.kernel or "unknown"))
+    w("  Kernel:             {}\n".format(m.kernel or "unknown"))
     amdgpu = "not loaded"
-    if r.amdgpu_loaded:
-        amdgpu = "loaded, " + ("version " + r.amdgpu_version if r.amdgpu_version else "in-tree (kernel's own)")
+    if m.amdgpu_loaded:
+        amdgpu = "loaded, " + ("version " + m.amdgpu_version if m.amdgpu_version else "in-tree (kernel's own)")
     w("  amdgpu driver:      {}\n".format(amdgpu))
     kfd = "missing"
-    if r.kfd_present:
-        kfd = "present, " + _yes(r.kfd_access, "read/write OK", "NO ACCESS", "access unknown")
-        kfd += " (group {})".format(r.kfd_group) if r.kfd_group else ""
+    if m.kfd_present:
+        kfd = "present, " + _yes(m.kfd_access, "read/write OK", "NO ACCESS", "access unknown")
+        kfd += " (group {})".format(m.kfd_group) if m.kfd_group else ""
     w("  /dev/kfd:           {}\n".format(kfd))
-    in_groups = [g for g in ("render", "video") if g in r.user_groups]
-    w("  User:               {} (render/video groups: {})\n".format(r.user or "unknown",
+    if not m.local and "user" not in m.capture:
+        w("  User:               not captured\n")
+    in_groups = [g for g in ("render", "video") if g in m.user_groups]
+    if m.local or "user" in m.capture:
+        w("  User:               {} (render/video groups: {})\n".format(m.user or "unknown",
                                                                    ", ".join(in_groups) or "none"))
-    w("  ROCm:               {}\n".format("{} at {}".format(r.rocm_version, r.rocm_path) if r.rocm_version
+    w("  ROCm:               {}\n".format("{} at {}".format(m.rocm_version, m.rocm_path) if m.rocm_version
                                           else "not found under /opt"))
     w("  Per-GPU overrides:  {}\n\n".format(_yes(r.per_gpu_override_supported, "supported (ROCm 6.2+)",
                                                  "not supported (ROCm < 6.2)")))
@@ -340,8 +366,13 @@ def render_text(diag: Diagnosis, out: TextIO) -> None:
         else:
             built = "built for the CPU only (no GPU code)"
         w("  Extension:          {}\n".format(built))
+    elif ext.get("built") is None:
+        w("  Extension:          unknown (not captured)\n")
     else:
         w("  Extension:          extension not built\n")
+    if not r.facts.local:
+        w("  (activation facts: {})\n".format("captured" if act.origin == "captured" else
+                                              "from THIS machine, not the captured one: the capture holds none"))
     w("  Activation policy:  {} (from {})\n".format(act.policy, act.source))
     w("  Would engage:       {} ({})\n".format(_yes(act.would_engage), act.reason))
     w("  Import hook (.pth): {}\n".format(", ".join(act.pth_files) or "not installed"))
@@ -353,7 +384,7 @@ def render_text(diag: Diagnosis, out: TextIO) -> None:
         autoload = _yes(act.autoload_registered, "", "entry point not registered (gemmconv not pip-installed)",
                         "unknown")
     w("  torch autoload:     {}\n".format(autoload))
-    w("\nEnvironment\n")
+    w("\nEnvironment{}\n".format("" if r.env_source == "this process" else " ({})".format(r.env_source)))
     for k, v in r.env.items():
         w("  {}={}\n".format(k, v))
     if not r.env:

@@ -1,6 +1,6 @@
 """gemmconv's import hook. `python -m gemmconv install` copies this file into site-packages as _gemmconv_hook.py,
 next to gemmconv-activate.pth, which runs install() at interpreter start. The hook waits for `import torch` to
-finish, then hands over to gemmconv._activate; until then it imports neither torch nor gemmconv.
+finish, then hands over to gemmconv.activation.activate; until then it imports neither torch nor gemmconv.
 
 Standard library only, and self-contained: it must work as a copy outside the package.
 """
@@ -13,13 +13,13 @@ _MARK = "_gemmconv_torch_watcher"
 
 def _handover() -> None:
     try:
-        from gemmconv import _activate
+        from gemmconv.activation import activate
     except ImportError:
         return  # gemmconv is not installed for this interpreter: nothing to do
     except Exception as exc:
         sys.stderr.write("gemmconv: activation hook failed ({}: {})\n".format(type(exc).__name__, exc))
         return
-    _activate.on_torch_imported("pth")
+    activate.on_torch_imported("pth")
 
 
 class _LoaderProxy(object):

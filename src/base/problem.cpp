@@ -35,6 +35,37 @@ bool mul_ok(int64_t a, int64_t b, int64_t* out) {
   return true;
 }
 
+// The extents of dimension i computed without signed overflow: false when any of them leaves
+// int64 (absurd padding, stride or dilation), so that validate() reports it instead of wrapping.
+struct Extent {
+  int64_t padded = 0;  // input + both paddings (regular problems)
+  int64_t kernel = 0;  // dilated filter
+  int64_t out = 0;     // output size
+};
+
+bool extent_ok(const ConvProblem& p, int i, Extent* e) {
+  int64_t t = 0;
+  if (__builtin_mul_overflow(p.dilation[i], p.filter_size[i] - 1, &t) ||
+      __builtin_add_overflow(t, int64_t(1), &e->kernel)) {
+    return false;
+  }
+  if (p.transposed) {
+    // (in - 1) * stride - pad_begin - pad_end + kernel + output_padding
+    return !__builtin_mul_overflow(p.input_size[i] - 1, p.stride[i], &t) &&
+           !__builtin_sub_overflow(t, p.pad_begin[i], &t) &&
+           !__builtin_sub_overflow(t, p.pad_end[i], &t) &&
+           !__builtin_add_overflow(t, e->kernel, &t) &&
+           !__builtin_add_overflow(t, p.output_padding[i], &e->out);
+  }
+  if (__builtin_add_overflow(p.input_size[i], p.pad_begin[i], &t) ||
+      __builtin_add_overflow(t, p.pad_end[i], &e->padded)) {
+    return false;
+  }
+  const int64_t span = e->padded - e->kernel;  // both non-negative here: cannot overflow
+  e->out = (span >= 0 ? span / p.stride[i] : -((-span + p.stride[i] - 1) / p.stride[i])) + 1;
+  return true;
+}
+
 }  // namespace
 
 bool ConvProblem::operator==(const ConvProblem& o) const {
@@ -141,21 +172,30 @@ Status validate(const ConvProblem& p) {
       }
     }
   }
-  if (!p.transposed) {
-    Dims padded{1, 1, 1}, kernel{1, 1, 1};
-    bool too_big = false;
-    for (int i = 0; i < nd; ++i) {
-      padded[i] = p.input_size[i] + p.pad_begin[i] + p.pad_end[i];
-      kernel[i] = dilated_filter(p, i);
-      too_big = too_big || kernel[i] > padded[i];
+  Dims padded{1, 1, 1}, kernel{1, 1, 1}, out{1, 1, 1};
+  for (int i = 0; i < nd; ++i) {
+    Extent e;
+    if (!extent_ok(p, i, &e)) {
+      return invalid("problem too large: the sizes of spatial dimension " + std::to_string(i) +
+                     " overflow 64-bit arithmetic (input_size " + std::to_string(p.input_size[i]) +
+                     ", filter_size " + std::to_string(p.filter_size[i]) + ", stride " +
+                     std::to_string(p.stride[i]) + ", padding " + std::to_string(p.pad_begin[i]) +
+                     "/" + std::to_string(p.pad_end[i]) + ", dilation " +
+                     std::to_string(p.dilation[i]) + ")");
     }
+    padded[i] = e.padded;
+    kernel[i] = e.kernel;
+    out[i] = e.out;
+  }
+  if (!p.transposed) {
+    bool too_big = false;
+    for (int i = 0; i < nd; ++i) too_big = too_big || kernel[i] > padded[i];
     if (too_big) {
       return invalid("Calculated padded input size per channel: " + paren(padded, nd) +
                      ". Kernel size: " + paren(kernel, nd) +
                      ". Kernel size can't be greater than actual input size");
     }
   }
-  const Dims out = output_size(p);
   for (int i = 0; i < nd; ++i) {
     if (out[i] <= 0) {
       return invalid("Given input size per channel: " + paren(p.input_size, nd) +
@@ -193,11 +233,15 @@ int64_t weight_elements(const ConvProblem& p) {
   return e;
 }
 
-int64_t output_elements(const ConvProblem& p) {
+int64_t output_pixels(const ConvProblem& p) {
   const Dims out = output_size(p);
-  int64_t e = p.batch * p.out_channels;
+  int64_t e = 1;
   for (int i = 0; i < p.spatial_dims; ++i) e *= out[i];
   return e;
+}
+
+int64_t output_elements(const ConvProblem& p) {
+  return p.batch * p.out_channels * output_pixels(p);
 }
 
 std::string to_string(const ConvProblem& p) {

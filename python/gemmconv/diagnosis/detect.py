@@ -12,8 +12,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Set, Tuple
 
 from . import families as fam_table
-from ._runtime import RuntimeDevice, RuntimeInfo, probe_runtime
-from ._sysfs import KfdNode, MachineFacts, PciGpu, read_machine
+from .runtime_probe import RuntimeDevice, RuntimeInfo, probe_runtime
+from .sysfs import CAPTURE_FILE, KfdNode, MachineFacts, PciGpu, read_machine
 from .families import AMD_VENDOR, NVIDIA_VENDOR, VENDOR_NAMES, Family
 
 __all__ = ["Finding", "GpuInfo", "MachineReport", "RuntimeDevice", "RuntimeInfo", "detect", "probe_runtime",
@@ -81,18 +81,11 @@ class GpuInfo:
 
 @dataclass
 class MachineReport:
+    """The judgment of one machine: the raw facts read under `root` (held, not copied), each GPU with its findings,
+    and the machine-wide findings and advice."""
     root: str
+    facts: MachineFacts = field(default_factory=MachineFacts)
     gpus: List[GpuInfo] = field(default_factory=list)
-    kernel: Optional[str] = None
-    amdgpu_loaded: bool = False
-    amdgpu_version: Optional[str] = None
-    kfd_present: bool = False
-    kfd_access: Optional[bool] = None
-    kfd_group: Optional[str] = None
-    user: Optional[str] = None
-    user_groups: List[str] = field(default_factory=list)
-    rocm_version: Optional[str] = None
-    rocm_path: Optional[str] = None
     runtime: Optional[RuntimeInfo] = None
     env: Dict[str, str] = field(default_factory=dict)
     per_gpu_override_supported: Optional[bool] = None
@@ -102,6 +95,7 @@ class MachineReport:
     recommended_env: Dict[str, str] = field(default_factory=dict)
     torch_missing_archs: List[str] = field(default_factory=list)
     findings: List[Finding] = field(default_factory=list)
+    env_source: str = "this process"  # or "captured", "this machine (the capture holds none)", "given"
 
     @property
     def amd_gpus(self) -> List[GpuInfo]:
@@ -132,7 +126,7 @@ def relevant_env(env: Mapping[str, str]) -> Dict[str, str]:
 
 
 def _version_tuple(text: Optional[str]) -> Optional[Tuple[int, int]]:
-    m = re.match(r"\s*(\d+)\.(\d+)", text or "")
+    m = re.match(r"\s*(\d{1,9})\.(\d{1,9})", text or "")
     return (int(m.group(1)), int(m.group(2))) if m else None
 
 
@@ -316,18 +310,19 @@ def plan_overrides(report: "MachineReport", flagged_only: bool = False
         PROBLEM, "The AMD GPUs need different overrides ({}), and ROCm {} has no per-GPU override variables "
                  "(they need 6.2 or newer).".format(
                      ", ".join("{}: {}".format(g.physical_arch, g.recommended_override or "none") for g in amd),
-                     report.rocm_version or "(version unknown)"),
+                     report.facts.rocm_version or "(version unknown)"),
         "Use ROCm (and a PyTorch build) 6.2 or newer, or hide the other GPU with ROCR_VISIBLE_DEVICES.")
 
 
 def _machine_findings(report: MachineReport) -> None:
     amd = report.amd_gpus
     rt = report.runtime
+    facts = report.facts
     if not report.gpus:
         report.findings.append(Finding(NOTE, "No GPU found (no display-class PCI device, no KFD GPU node).",
                                        "gemmconv can still run on the CPU."))
     if amd:
-        if not report.amdgpu_loaded:
+        if not facts.amdgpu_loaded:
             report.findings.append(Finding(
                 PROBLEM, "An AMD GPU is present but the amdgpu kernel module is not loaded.",
                 "Load it (sudo modprobe amdgpu; see dmesg for firmware errors). gemmconv never changes drivers."))
@@ -336,15 +331,15 @@ def _machine_findings(report: MachineReport) -> None:
                 g.findings.append(Finding(PROBLEM, "Bound to the {} driver, not amdgpu; ROCm cannot use it."
                                           .format(g.driver), "Bind the GPU to amdgpu (check the kernel command "
                                                              "line and modprobe blacklists)."))
-        if report.amdgpu_loaded and not report.kfd_present:
+        if facts.amdgpu_loaded and not facts.kfd_present:
             report.findings.append(Finding(
                 PROBLEM, "/dev/kfd does not exist: ROCm cannot see any GPU.",
                 "Use a kernel with HSA_AMD (KFD) enabled; in a container pass --device=/dev/kfd --device=/dev/dri."))
-        if report.kfd_present and report.kfd_access is False:
+        if facts.kfd_present and facts.kfd_access is False:
             report.findings.append(Finding(
                 PROBLEM, "No read/write access to /dev/kfd (group {}); user {} is in: {}.".format(
-                    report.kfd_group or "?", report.user or "?", ", ".join(report.user_groups) or "no groups"),
-                "sudo usermod -aG render,video {}  then log out and back in.".format(report.user or "$USER")))
+                    facts.kfd_group or "?", facts.user or "?", ", ".join(facts.user_groups) or "no groups"),
+                "sudo usermod -aG render,video {}  then log out and back in.".format(facts.user or "$USER")))
     if rt is None:
         return
     if rt.torch_version is None:
@@ -355,7 +350,7 @@ def _machine_findings(report: MachineReport) -> None:
         report.findings.append(Finding(
             PROBLEM, "PyTorch {} is not a ROCm build: it cannot use the AMD GPU.".format(rt.torch_version),
             "Install PyTorch's ROCm wheels (see docs/card-guide.md)."))
-    if amd and rt.is_hip and not rt.gpu_available and report.kfd_access is not False:
+    if amd and rt.is_hip and not rt.gpu_available and facts.kfd_access is not False:
         report.findings.append(Finding(
             PROBLEM, "PyTorch {} (HIP {}) sees no GPU{}.".format(rt.torch_version, rt.hip_version,
                                                                  ": " + rt.error if rt.error else ""),
@@ -380,21 +375,30 @@ def detect(root: str = "/", env: Optional[Mapping[str, str]] = None,
            runtime: Optional[RuntimeInfo] = None) -> MachineReport:
     """Read the machine under `root` and judge every GPU. `runtime` is torch's view (see probe_runtime); when None,
     torch is not asked (a captured tree may carry one)."""
-    env = dict(os.environ if env is None else env)
     facts = read_machine(root)
+    env_source = "given"
+    if env is None:
+        # A captured tree's environment is the one in its capture; a tree without one is judged with this
+        # process's, and the report says so.
+        if facts.local:
+            env, env_source = os.environ, "this process"
+        elif "env" in facts.capture:
+            env, env_source = facts.capture["env"], "captured"
+        else:
+            env, env_source = os.environ, "this machine (the capture holds none)"
     if runtime is None and isinstance(facts.capture.get("runtime"), dict):
         runtime = RuntimeInfo.from_dict(facts.capture["runtime"])
-    report = _report_from_facts(root, facts, runtime, env)
+    report = _report_from_facts(root, facts, runtime, dict(env))
+    report.env_source = env_source
+    for problem in facts.capture_problems:
+        report.findings.append(Finding(WARNING, "{}: {}.".format(CAPTURE_FILE, problem),
+                                       "Write the capture again with: python -m gemmconv capture DIR"))
     return report
 
 
 def _report_from_facts(root: str, facts: MachineFacts, runtime: Optional[RuntimeInfo],
                        env: Dict[str, str]) -> MachineReport:
-    report = MachineReport(
-        root=root, kernel=facts.kernel, amdgpu_loaded=facts.amdgpu_loaded, amdgpu_version=facts.amdgpu_version,
-        kfd_present=facts.kfd_present, kfd_access=facts.kfd_access, kfd_group=facts.kfd_group, user=facts.user,
-        user_groups=facts.user_groups, rocm_version=facts.rocm_version, rocm_path=facts.rocm_path, runtime=runtime,
-        env=relevant_env(env))
+    report = MachineReport(root=root, facts=facts, runtime=runtime, env=relevant_env(env))
     # The override is read by the runtime torch loads (its bundled ROCm) when torch says which; else /opt/rocm's.
     version = _version_tuple(runtime.hip_version if runtime and runtime.is_hip else facts.rocm_version)
     report.per_gpu_override_supported = None if version is None else version >= PER_GPU_OVERRIDE_SINCE
@@ -453,8 +457,8 @@ def probe_isolated(timeout: float = 60.0, extension: bool = False) -> Tuple[Runt
     """probe_runtime() in a child process, so that a hanging driver costs at most `timeout` seconds; with
     `extension`, also whether gemmconv's compiled extension loads there and which archs it carries."""
     import json
-    from ._child import python_script, run_child
-    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_runtime.py")
+    from .child import python_script, run_child
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "runtime_probe.py")
     res = run_child(python_script(script, *(["--extension"] if extension else [])), timeout)
     if res.timed_out:
         return RuntimeInfo(torch_version="unknown", error="the torch/GPU probe hung and was killed after {:.0f} s"

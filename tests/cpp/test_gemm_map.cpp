@@ -1,0 +1,186 @@
+// Tests of the conv-to-GEMM map where no solver runs it yet: the transform-domain (Winograd)
+// GEMMs against the per-point products the header documents, and the implicit scheme's views
+// against the tensors' layouts.
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "gemmconv/problem.h"
+#include "solvers/common.h"
+#include "solvers/gemm_map.h"
+
+namespace gemmconv {
+namespace {
+
+using solvers::GemmMap;
+using solvers::GemmScheme;
+
+// C_b = op(A_b) op(B_b) + beta C_b over the descriptor, in double, with no BLAS.
+void naive_gemm(const GemmDesc& d) {
+  const double* a = static_cast<const double*>(d.a);
+  const double* b = static_cast<const double*>(d.b);
+  double* c = static_cast<double*>(d.c);
+  for (int64_t e = 0; e < d.batch; ++e) {
+    for (int64_t i = 0; i < d.m; ++i) {
+      for (int64_t j = 0; j < d.n; ++j) {
+        double acc = 0.0;
+        for (int64_t r = 0; r < d.k; ++r) {
+          const double av =
+              d.trans_a ? a[e * d.stride_a + r * d.lda + i] : a[e * d.stride_a + i * d.lda + r];
+          const double bv =
+              d.trans_b ? b[e * d.stride_b + j * d.ldb + r] : b[e * d.stride_b + r * d.ldb + j];
+          acc += av * bv;
+        }
+        double& out = c[e * d.stride_c + i * d.ldc + j];
+        out = acc + d.beta * out;
+      }
+    }
+  }
+}
+
+std::vector<double> ramp(size_t count, double scale) {
+  std::vector<double> v(count);
+  for (size_t i = 0; i < count; ++i) v[i] = scale * static_cast<double>((i * 7919) % 23) - 5.0;
+  return v;
+}
+
+ConvShape grouped_shape() {
+  ConvShape s;
+  s.n = 2;
+  s.c = 6;
+  s.k = 4;
+  s.g = 2;
+  s.in = {1, 4, 4};
+  s.filt = {1, 3, 3};
+  s.out = {1, 2, 2};
+  s.dtype = DataType::f64;
+  return s;
+}
+
+TEST(GemmMap, WinogradBatchesTransformPointsAndGroups) {
+  const ConvShape s = grouped_shape();
+  const int64_t T = 16, rows = 5, g = s.g, cg = s.cg(), kg = s.kg();
+  // V [T][g][rows][cg], U [T][g][cg][kg], M [T][g][rows][kg].
+  std::vector<double> V = ramp(size_t(T * g * rows * cg), 0.5);
+  std::vector<double> U = ramp(size_t(T * g * cg * kg), 0.25);
+  std::vector<double> M = ramp(size_t(T * g * rows * kg), 0.125);
+  const auto v_at = [&](int64_t b, int64_t r, int64_t c) {
+    return V[size_t((b * rows + r) * cg + c)];
+  };
+  const auto u_at = [&](int64_t b, int64_t c, int64_t k) {
+    return U[size_t((b * cg + c) * kg + k)];
+  };
+  const auto m_at = [&](int64_t b, int64_t r, int64_t k) {
+    return M[size_t((b * rows + r) * kg + k)];
+  };
+
+  // forward: M = V . U per (point, group).
+  {
+    const GemmMap map = solvers::gemm_map(s, Direction::forward, GemmScheme::winograd, rows, T);
+    ASSERT_TRUE(map.valid);
+    std::vector<double> out(M.size(), 0.0);
+    const GemmDesc d = map.bind(s.dtype, ConvTensors{V.data(), U.data(), out.data()});
+    EXPECT_TRUE(solvers::gemm_fits(d));
+    naive_gemm(d);
+    for (int64_t b = 0; b < T * g; ++b)
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t k = 0; k < kg; ++k) {
+          double want = 0.0;
+          for (int64_t c = 0; c < cg; ++c) want += v_at(b, r, c) * u_at(b, c, k);
+          EXPECT_EQ(out[size_t((b * rows + r) * kg + k)], want) << b << " " << r << " " << k;
+        }
+  }
+  // backward_data: V = M . U^T.
+  {
+    const GemmMap map =
+        solvers::gemm_map(s, Direction::backward_data, GemmScheme::winograd, rows, T);
+    ASSERT_TRUE(map.valid);
+    std::vector<double> out(V.size(), 0.0);
+    naive_gemm(map.bind(s.dtype, ConvTensors{out.data(), U.data(), M.data()}));
+    for (int64_t b = 0; b < T * g; ++b)
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t c = 0; c < cg; ++c) {
+          double want = 0.0;
+          for (int64_t k = 0; k < kg; ++k) want += m_at(b, r, k) * u_at(b, c, k);
+          EXPECT_EQ(out[size_t((b * rows + r) * cg + c)], want);
+        }
+  }
+  // backward_weight: U = V^T . M.
+  {
+    const GemmMap map =
+        solvers::gemm_map(s, Direction::backward_weight, GemmScheme::winograd, rows, T);
+    ASSERT_TRUE(map.valid);
+    std::vector<double> out(U.size(), 0.0);
+    naive_gemm(map.bind(s.dtype, ConvTensors{V.data(), out.data(), M.data()}));
+    for (int64_t b = 0; b < T * g; ++b)
+      for (int64_t c = 0; c < cg; ++c)
+        for (int64_t k = 0; k < kg; ++k) {
+          double want = 0.0;
+          for (int64_t r = 0; r < rows; ++r) want += v_at(b, r, c) * m_at(b, r, k);
+          EXPECT_EQ(out[size_t((b * cg + c) * kg + k)], want);
+        }
+  }
+}
+
+TEST(GemmMap, SchemesThatCannotComputeAPassSaySo) {
+  const ConvShape s = grouped_shape();
+  EXPECT_FALSE(solvers::gemm_map(s, Direction::backward_weight, GemmScheme::implicit, 0).valid);
+  EXPECT_FALSE(solvers::gemm_map(s, Direction::forward, GemmScheme::sample_major, 4).valid);
+  ConvShape one = s;
+  one.g = 1;
+  EXPECT_FALSE(
+      solvers::gemm_map(one, Direction::backward_weight, GemmScheme::sample_major, 4).valid);
+  EXPECT_FALSE(solvers::gemm_map(one, Direction::forward, GemmScheme::sample_major, 3).valid);
+  EXPECT_TRUE(solvers::gemm_map(one, Direction::forward, GemmScheme::sample_major, 8).valid);
+  EXPECT_FALSE(solvers::gemm_map(s, Direction::backward_bias, GemmScheme::channels_last, 4).valid);
+}
+
+// Offsets of an activation element and a weight element in either layout.
+int64_t act_off(bool cl, int64_t ch, int64_t pixels, int64_t i, int64_t c, int64_t px) {
+  return cl ? (i * pixels + px) * ch + c : (i * ch + c) * pixels + px;
+}
+int64_t w_off(const ConvShape& s, bool cl, int64_t k, int64_t c, int64_t f) {
+  const int64_t F = s.filt_pixels();
+  return cl ? (k * F + f) * s.cg() + c : (k * s.cg() + c) * F + f;
+}
+
+TEST(GemmMap, ImplicitViewsFollowTheLayouts) {
+  for (Layout layout : {Layout::contiguous, Layout::channels_last}) {
+    ConvShape s = grouped_shape();
+    s.layout = layout;
+    const bool cl = layout == Layout::channels_last;
+    const int64_t F = s.filt_pixels(), P = s.out_pixels(), I = s.in_pixels();
+    for (Direction d : {Direction::forward, Direction::backward_data}) {
+      const bool fwd = d == Direction::forward;
+      const GemmMap map = solvers::gemm_map(s, d, GemmScheme::implicit, 0);
+      ASSERT_TRUE(map.valid);
+      const solvers::ImplicitView& v = map.view;
+      EXPECT_EQ(map.m, s.n * (fwd ? P : I));
+      EXPECT_EQ(map.n, fwd ? s.kg() : s.cg());
+      EXPECT_EQ(map.k, (fwd ? s.cg() : s.kg()) * F);
+      EXPECT_EQ(map.batch, s.g);
+      EXPECT_EQ(v.pixels, fwd ? P : I);
+      EXPECT_EQ(v.tap_major, cl);
+      EXPECT_EQ(v.flip, !fwd);
+      const int64_t src_ch = fwd ? s.c : s.k, src_pix = fwd ? I : P;
+      const int64_t dst_ch = fwd ? s.k : s.c, dst_pix = fwd ? P : I;
+      const int64_t red = fwd ? s.cg() : s.kg();
+      const int64_t grp = 1, i = 1, c = 1, px = 2, col = 1, f = 3;
+      // A: sample i, reduction channel c of group grp, pixel px of the gathered tensor.
+      EXPECT_EQ(grp * map.a.batch_stride + i * v.a_sample + c * v.a_channel + px * v.a_pixel,
+                act_off(cl, src_ch, src_pix, i, grp * red + c, px));
+      // C: sample i, GEMM column col of group grp, pixel px of the written tensor.
+      EXPECT_EQ(grp * map.c.batch_stride + i * v.c_sample + col * v.c_column + px * v.c_pixel,
+                act_off(cl, dst_ch, dst_pix, i, grp * map.n + col, px));
+      // B: column col, reduction channel c, tap f of group grp.
+      const int64_t kk = fwd ? grp * s.kg() + col : grp * s.kg() + c;
+      const int64_t cc = fwd ? c : col;
+      EXPECT_EQ(grp * map.b.batch_stride + col * v.b_column + c * v.b_channel + f * v.b_tap,
+                w_off(s, cl, kk, cc, f));
+    }
+  }
+}
+
+}  // namespace
+}  // namespace gemmconv
