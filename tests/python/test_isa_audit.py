@@ -53,6 +53,12 @@ def test_parser_reads_kernels_instructions_and_branch_targets():
     assert audit.parse_disassembly("garbage\n") == []
 
 
+def test_parser_skips_data_words():
+    text = disasm(VALU, ENDPGM) + "\t.long 0x00000000                          // 00000000190C: 00000000\n"
+    (k,) = audit.parse_disassembly(text)
+    assert [i.mnemonic for i in k.instructions] == ["v_mov_b32_e32", "s_endpgm"]
+
+
 def test_parser_rejects_an_instruction_line_it_cannot_read():
     text = disasm(VALU) + "\t???weird line                       // 000000001904: 7E120308\n"
     with pytest.raises(audit.AuditError):

@@ -257,6 +257,8 @@ def parse_disassembly(text):
         if m and name is not None:
             words = tuple(int(w, 16) for w in m.group(4).split())
             insns.append(Instruction(int(m.group(3), 16), m.group(1), m.group(2).strip(), words))
+        elif name is not None and line.strip().startswith("."):
+            continue  # data between or after kernels (".long 0x00000000" padding, LLVM 15)
         elif name is not None:
             m2 = _ENCODED_RE.search(line)
             if m2 and "<unknown>" in line:
