@@ -3,6 +3,7 @@
 import glob
 import os
 import re
+import shlex
 import sys
 
 from setuptools import setup
@@ -17,37 +18,56 @@ except ImportError as exc:
                  sys.executable, exc))
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
-VERSION = "0.1.0"
 ROCM_DEFAULT_ARCHS = "gfx1010;gfx1030"
 
 
-def rel(pattern):
-    return sorted(os.path.relpath(p, ROOT) for p in glob.glob(os.path.join(ROOT, pattern)))
+def read_version():
+    """The version, from python/gemmconv/_version.py (the one place it is written; CMake reads it too)."""
+    with open(os.path.join(ROOT, "python", "gemmconv", "_version.py")) as f:
+        m = re.search(r'^__version__ = "(\d+\.\d+\.\d+)"$', f.read(), re.M)
+    if not m:
+        raise SystemExit("gemmconv: python/gemmconv/_version.py has no line __version__ = \"X.Y.Z\"")
+    return m.group(1)
+
+
+VERSION = read_version()
+
+
+def source_groups():
+    """{group: [pattern]} from cmake/sources.txt, the source list CMakeLists.txt reads too."""
+    groups = {}
+    with open(os.path.join(ROOT, "cmake", "sources.txt")) as f:
+        for line in f:
+            parts = line.split("#", 1)[0].split()
+            if len(parts) == 2:
+                groups.setdefault(parts[0], []).append(parts[1])
+    return groups
+
+
+def sources(*names):
+    groups = source_groups()
+    out = []
+    for name in names:
+        if name not in groups:
+            raise SystemExit("gemmconv: cmake/sources.txt has no group %r" % name)
+        for pattern in groups[name]:
+            out += sorted(os.path.relpath(p, ROOT) for p in glob.glob(os.path.join(ROOT, pattern)))
+    return out
 
 
 def cpu_sources():
-    return (
-        rel("src/base/*.cpp")
-        + rel("src/configs/*.cpp")
-        + rel("src/engine/*.cpp")
-        + rel("src/kernels/*.cpp")
-        + rel("src/solvers/*.cpp")
-        + rel("src/solvers/*/*.cpp")
-        # cpu_openblas.cpp reduces to a stub under GEMMCONV_NO_OPENBLAS: host GEMMs go through ATen.
-        + rel("src/gemm/check.cpp")
-        + rel("src/gemm/cpu_openblas.cpp")
-        + rel("src/gpu/runtime_cpu.cpp")
-        + rel("csrc/torch/*.cpp")
-    )
+    # The engine without a CPU BLAS (GEMMCONV_NO_OPENBLAS: host GEMMs go through ATen), plus the binding.
+    return sources("engine", "torch")
 
 
 def gpu_sources():
-    # src/gemm/gpu_blas.cu is left out: in the binding every GEMM goes through PyTorch.
-    return rel("src/kernels/*.cu") + rel("src/gpu/*.cu") + rel("src/solvers/*.cu") + rel("src/solvers/*/*.cu")
+    # The engine's own GPU GEMM provider (group gpu_blas) is left out: in the binding every GEMM goes
+    # through PyTorch.
+    return sources("engine_gpu")
 
 
 def headers():
-    return rel("include/gemmconv/*.h") + rel("src/*/*.h") + rel("src/solvers/*/*.h") + rel("csrc/torch/*.h")
+    return sources("headers")
 
 
 def torch_version():
@@ -59,11 +79,47 @@ def gpu_kind():
     """'rocm', 'cuda' or None, from the torch build and the toolkits present."""
     if os.environ.get("GEMMCONV_NO_GPU", "") not in ("", "0"):
         return None
-    if getattr(torch.version, "hip", None):
-        return "rocm" if cpp_extension.ROCM_HOME else None
+    hip = getattr(torch.version, "hip", None)
+    if hip:
+        # A ROCm torch without ROCm's compiler must not quietly give a CPU-only extension: on the
+        # card that would send every convolution back to MIOpen.
+        hipcc = hipcc_path()
+        if not hipcc:
+            raise SystemExit(
+                "gemmconv: this torch (%s) is a ROCm build (HIP %s), but ROCm's HIP compiler was not "
+                "found (ROCM_HOME=%s, no executable bin/hipcc there). Install ROCm's hipcc (the same "
+                "major.minor as torch's HIP, ideally) and set ROCM_HOME if it is not in /opt/rocm, or "
+                "set GEMMCONV_NO_GPU=1 to build the CPU-only extension on purpose."
+                % (torch.__version__, hip, cpp_extension.ROCM_HOME))
+        return "rocm"
     if torch.version.cuda and cpp_extension.CUDA_HOME:
         return "cuda"
     return None
+
+
+def hipcc_path():
+    """ROCm's hipcc, where torch's build would take it from (ROCM_HOME/bin/hipcc), or None."""
+    home = cpp_extension.ROCM_HOME
+    path = os.path.join(home, "bin", "hipcc") if home else None
+    return path if path and os.access(path, os.X_OK) else None
+
+
+def gfx1030_safe(archs):
+    """Whether the gfx1030 objects get gfx1010's workarounds (GEMMCONV_GFX1030_SAFE, default on)."""
+    return "gfx1030" in archs and os.environ.get("GEMMCONV_GFX1030_SAFE", "1") not in ("0", "", "off", "OFF")
+
+
+def safe_hipcc_wrapper(build_temp):
+    """A hipcc that gives the gfx1030 device compile the features of cmake/gfx1030_safe_features.txt
+    (through cmake/hip_arch_features.py, as the CMake build does); everything else is unchanged."""
+    os.makedirs(build_temp, exist_ok=True)
+    path = os.path.join(build_temp, "hipcc-gfx1030-safe")
+    with open(path, "w") as f:
+        f.write("#!/bin/sh\nexec %s %s --arch gfx1030 --features %s -- %s \"$@\"\n" % (
+            shlex.quote(sys.executable), shlex.quote(os.path.join(ROOT, "cmake", "hip_arch_features.py")),
+            shlex.quote(os.path.join(ROOT, "cmake", "gfx1030_safe_features.txt")), shlex.quote(hipcc_path())))
+    os.chmod(path, 0o755)
+    return path
 
 
 def cuda_arch_flags():
@@ -145,7 +201,7 @@ def extension():
         os.environ.setdefault("PYTORCH_ROCM_ARCH", ROCM_DEFAULT_ARCHS)
         archs = [a for a in re.split(r"[;, ]+", os.environ["PYTORCH_ROCM_ARCH"]) if a]
         sources += gpu_sources()
-        macros += [("GEMMCONV_WITH_GPU", "1"), ("GEMMCONV_ROCM", "1")]
+        macros += [("GEMMCONV_WITH_GPU", "1"), ("GEMMCONV_HIP", "1")]
         nvcc += ["-U__HIP_NO_HALF_OPERATORS__", "-U__HIP_NO_HALF_CONVERSIONS__"]
         ext_cls = None
         kwargs = {
@@ -154,6 +210,7 @@ def extension():
             "libraries": ["c10", "torch", "torch_cpu", "torch_python", "amdhip64", "c10_hip", "torch_hip"],
         }
     macros.append(("GEMMCONV_BUILT_ARCHS", '"%s"' % ";".join(archs)))
+    macros.append(("GEMMCONV_GFX1030_SAFE", "1" if kind == "rocm" and gfx1030_safe(archs) else "0"))
 
     # Some toolchains (a g++ whose own library folder holds only libstdc++.a) would link parts of
     # libstdc++ statically; a private copy of its iostreams next to libtorch's shared one crashes
@@ -181,17 +238,44 @@ def extension():
 
 
 class BuildExtension(cpp_extension.BuildExtension):
-    """torch's builder (ninja, MAX_JOBS), reporting what it targets."""
+    """torch's builder (ninja, MAX_JOBS), reporting what it targets; on ROCm it sends the .cu files
+    through the gfx1010-safe hipcc wrapper when the gfx1030 slot is built safe."""
 
     def build_extensions(self):
+        wrapper = None
         for ext in self.extensions:
-            archs = [v for k, v in ext.define_macros if k == "GEMMCONV_BUILT_ARCHS"]
-            print("gemmconv: building %s for %s with torch %s" % (ext.name, archs[0] if archs else "?", torch.__version__),
+            macros = dict(ext.define_macros)
+            archs = macros.get("GEMMCONV_BUILT_ARCHS", '"?"').strip('"')
+            safe = macros.get("GEMMCONV_GFX1030_SAFE") == "1"
+            note = ""
+            if "GEMMCONV_HIP" in macros and "gfx1030" in archs.split(";"):
+                note = " (gfx1030 objects %s)" % ("gfx1010-safe" if safe else
+                                                   "plain: not safe under HSA_OVERRIDE_GFX_VERSION=10.3.0 on RDNA1")
+            print("gemmconv: building %s for %s%s with torch %s" % (ext.name, archs, note, torch.__version__),
                   file=sys.stderr)
-        super().build_extensions()
+            if safe:
+                wrapper = safe_hipcc_wrapper(self.build_temp)
+        if wrapper is None:
+            return super().build_extensions()
+        # torch's builder takes hipcc from ROCM_HOME/bin; for this build it takes the wrapper.
+        original = getattr(cpp_extension, "_join_rocm_home", None)
+        if original is None:
+            raise SystemExit("gemmconv: this torch's cpp_extension has no _join_rocm_home, so the gfx1030 "
+                             "objects cannot be built gfx1010-safe; set GEMMCONV_GFX1030_SAFE=0 to build "
+                             "them plain (unsafe on RDNA1 under HSA_OVERRIDE_GFX_VERSION=10.3.0)")
+
+        def join_rocm_home(*paths):
+            return wrapper if paths == ("bin", "hipcc") else original(*paths)
+
+        cpp_extension._join_rocm_home = join_rocm_home
+        try:
+            super().build_extensions()
+        finally:
+            cpp_extension._join_rocm_home = original
 
 
-setup(
-    ext_modules=[extension()],
-    cmdclass={"build_ext": BuildExtension.with_options(use_ninja=True)},
-)
+if __name__ == "__main__":  # also under pip: setuptools runs this file as __main__
+    setup(
+        ext_modules=[extension()],
+        cmdclass={"build_ext": BuildExtension.with_options(use_ninja=True)},
+    )

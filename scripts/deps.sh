@@ -3,7 +3,7 @@
 set -euo pipefail
 
 PACKAGES=(
-  make cmake g++ clang-format libopenblas-dev libgtest-dev hipcc
+  make cmake g++ clang-format libopenblas-dev libgtest-dev hipcc debootstrap
   python3-dev python3-pip python3-setuptools python3-numpy python3-torch python3-torchvision
   python3-pytest python3-hypothesis python3-sklearn python3-matplotlib python3-tqdm
 )

@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # The test command (README, CI): installs missing Debian packages (scripts/deps.sh; skip with
 # GEMMCONV_SKIP_DEPS=1), then format check, Release build (+CUDA and HIP compile checks), ctest,
-# ASan/UBSan build and ctest, and the Python tests; each stage timed, stopping at the first failure.
-# GEMMCONV_TEST_STAGES="format build ctest asan python" picks stages (default: all, in that order);
-# GEMMCONV_BUILD_DIR and GEMMCONV_ASAN_BUILD_DIR move the build directories (build, build-asan).
+# ASan/UBSan build and ctest, the Python tests, and the HIP build with the current ROCm toolchain
+# (Debian unstable's hipcc 7 in a debootstrap'd root under build-rocm/, created once and reused;
+# scripts/rocm_toolchain.sh) with the ISA audit of its gfx1030 code objects; each stage timed,
+# stopping at the first failure.
+# GEMMCONV_TEST_STAGES="format build ctest asan python hip" picks stages (default: all, in that
+# order); GEMMCONV_BUILD_DIR and GEMMCONV_ASAN_BUILD_DIR move the build directories (build,
+# build-asan); GEMMCONV_ROCM_ROOT moves the unstable root (build-rocm/root).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -14,7 +18,7 @@ fi
 JOBS=${JOBS:-2}
 BUILD=${GEMMCONV_BUILD_DIR:-build}
 ASAN_BUILD=${GEMMCONV_ASAN_BUILD_DIR:-build-asan}
-STAGES=${GEMMCONV_TEST_STAGES:-format build ctest asan python}
+STAGES=${GEMMCONV_TEST_STAGES:-format build ctest asan python hip}
 SUMMARY=()
 T_ALL=$(date +%s)
 
@@ -117,9 +121,18 @@ python_tests() {
   PYTHONPATH="$ROOT/python" /usr/bin/python3 -m pytest tests/python -q
 }
 
+# The HIP target with Debian unstable's ROCm (hipcc 7, clang 21, rocBLAS): library, rocBLAS
+# provider, driver and C++ tests for gfx1010 and gfx1030 with -Werror, then the ISA audit tests.
+# Compile and link only: nothing runs without the card.
+hip_build() {
+  scripts/rocm_toolchain.sh setup
+  scripts/rocm_toolchain.sh run env HIP_BUILD_DIR=/build-hip JOBS="$JOBS" scripts/hip_build.sh
+}
+
 wants format && stage format format_check
 wants build && stage build build_release
 wants ctest && stage ctest run_ctest "$BUILD"
 wants asan && stage asan build_asan
 wants python && stage python python_tests
+wants hip && stage hip hip_build
 exit 0

@@ -10,8 +10,13 @@
 #include "gemmconv/find.h"
 #include "overrides.h"
 
+// setup.py passes the version read from python/gemmconv/_version.py, the one place it is written.
 #ifndef GEMMCONV_VERSION
-#define GEMMCONV_VERSION "0.1.0"
+#error "GEMMCONV_VERSION is not defined: build the extension with setup.py"
+#endif
+// 1 when the gfx1030 code objects were built with gfx1010's workarounds (setup.py, ROCm builds).
+#ifndef GEMMCONV_GFX1030_SAFE
+#define GEMMCONV_GFX1030_SAFE 0
 #endif
 #ifndef GEMMCONV_BUILT_ARCHS
 #define GEMMCONV_BUILT_ARCHS "cpu"
@@ -147,6 +152,7 @@ PYBIND11_MODULE(_C, m) {
   m.def("perfdb_size", []() { return gemmconv::perfdb_size(); });
   m.def("solver_names", &solver_names);
   m.def("built_archs", []() { return split(GEMMCONV_BUILT_ARCHS, ';'); });
+  m.def("gfx1030_gfx1010_safe", []() { return GEMMCONV_GFX1030_SAFE != 0; });
   m.def("engine_version", []() { return std::string(GEMMCONV_VERSION); });
   m.def("gpu_build", &gemmconv_torch::gpu_build);
 }

@@ -24,7 +24,7 @@
 #include <tuple>
 
 #if defined(GEMMCONV_WITH_GPU)
-#if defined(GEMMCONV_ROCM)
+#if defined(GEMMCONV_HIP)
 #include <ATen/hip/impl/HIPStreamMasqueradingAsCUDA.h>
 #else
 #include <c10/cuda/CUDAStream.h>
@@ -89,7 +89,7 @@ const gemmconv::Capabilities& capabilities(const c10::Device& dev) {
 void* current_stream(const c10::Device& dev) {
 #if defined(GEMMCONV_WITH_GPU)
   if (dev.is_cuda()) {
-#if defined(GEMMCONV_ROCM)
+#if defined(GEMMCONV_HIP)
     return c10::hip::getCurrentHIPStreamMasqueradingAsCUDA(dev.index()).stream();
 #else
     return c10::cuda::getCurrentCUDAStream(dev.index()).stream();

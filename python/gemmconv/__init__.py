@@ -363,7 +363,18 @@ def solver_names() -> List[str]:
     return list(_extension().solver_names())
 
 
-def built_archs() -> List[str]:
-    """The GPU architectures the extension carries code for ("sm_90", "gfx1010", ...), or ["cpu"]."""
-    return list(_extension().built_archs())
+def built_archs(detail: bool = False) -> List[Any]:
+    """The GPU architectures the extension carries code for ("sm_90", "gfx1010", ...), or ["cpu"].
+
+    With detail=True, one dict per arch: {"arch": "gfx1030", "gfx1010_safe": True}. gfx1010_safe is
+    set for gfx1030 only and tells whether that slot was built with gfx1010's workarounds (safe to
+    load on an RDNA1 card under HSA_OVERRIDE_GFX_VERSION=10.3.0; see docs/card-guide.md); it is None
+    for every other arch."""
+    ext = _extension()
+    archs = [str(a) for a in ext.built_archs()]
+    if not detail:
+        return archs
+    safe_fn = getattr(ext, "gfx1030_gfx1010_safe", None)
+    safe = bool(safe_fn()) if safe_fn is not None else False
+    return [{"arch": a, "gfx1010_safe": safe if a == "gfx1030" else None} for a in archs]
 

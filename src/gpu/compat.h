@@ -5,13 +5,17 @@
 
 #include "gemmconv/types.h"
 
-#if defined(__HIP_PLATFORM_AMD__) || defined(__HIPCC__)
+// GEMMCONV_HIP is the one name for "built for AMD through HIP": defined here under hipcc/clang HIP,
+// and by the build (setup.py) for host files of a ROCm build.
+#if defined(GEMMCONV_HIP) || defined(__HIP_PLATFORM_AMD__) || defined(__HIPCC__)
 
 #include <hip/hip_bfloat16.h>
 #include <hip/hip_fp16.h>
 #include <hip/hip_runtime.h>
 
+#ifndef GEMMCONV_HIP
 #define GEMMCONV_HIP 1
+#endif
 
 #define cudaError_t hipError_t
 #define cudaSuccess hipSuccess

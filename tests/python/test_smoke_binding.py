@@ -157,6 +157,16 @@ def test_state_and_config_round_trip():
 
     assert _C.engine_version() == gemmconv.__version__
     assert _C.built_archs()
+    # The detail form names the gfx1030 slot's safety for gfx1030 only.
+    detail = gemmconv.built_archs(detail=True)
+    assert [d["arch"] for d in detail] == gemmconv.built_archs()
+    for d in detail:
+        if d["arch"] == "gfx1030":
+            assert d["gfx1010_safe"] is _C.gfx1030_gfx1010_safe()
+        else:
+            assert d["gfx1010_safe"] is None
+    if gemmconv.built_archs() == ["cpu"]:
+        assert _C.gfx1030_gfx1010_safe() is False
 
 
 def test_disabled_solver_is_not_used():

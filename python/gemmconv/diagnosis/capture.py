@@ -62,7 +62,7 @@ def local_facts(probe: bool) -> Dict[str, Any]:
         runtime, ext = probe_isolated(timeout=60.0, extension=True)
         data["runtime"] = runtime.to_dict()
         if ext:
-            data["extension"] = {k: ext.get(k) for k in ("built", "archs", "error")}
+            data["extension"] = {k: ext.get(k) for k in ("built", "archs", "error", "gfx1030_safe")}
     if "extension" not in data:
         from ..activation.activate import extension_built
         data["extension"] = {"built": extension_built(), "archs": None, "error": None}

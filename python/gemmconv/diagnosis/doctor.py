@@ -16,6 +16,7 @@ from typing import Any, Dict, List, Optional, TextIO, Tuple
 
 from ..activation import activate as _activate
 from . import envinfo
+from . import isa_audit
 from .child import run_child
 from .detect import (NOTE, PROBLEM, WARNING, Finding, MachineReport, RuntimeInfo, detect, probe_isolated)
 from ..activation.installer import PTH_NAME
@@ -70,6 +71,8 @@ class Diagnosis:
         return {
             "healthy": self.healthy, "exit_code": 0 if self.healthy else 1, "gpus": gpus, "machine": machine,
             "extension": self.extension,
+            "roads": {g.label: gpu_road(g, self.extension) for g in self.report.amd_gpus
+                      if gpu_road(g, self.extension)},
             "activation": dict(asdict(self.activation), hooked=self.activation.hooked),
             "selftest": asdict(self.selftest) if self.selftest.ran else None,
             "findings": [dict(asdict(f), where=where) for where, f in self.findings],
@@ -200,6 +203,70 @@ def _extension_findings(diag: Diagnosis) -> None:
                                                                 set())))))))
 
 
+RDNA1_ARCHS = ("gfx1010", "gfx1011", "gfx1012")
+
+
+def gpu_road(g: Any, ext: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+    """For an RDNA1 GPU: which road it is on and whose code loads there. Road "native": the PyTorch in
+    use carries the chip's own arch, so no override is needed and gemmconv's gfx1010 objects load.
+    Road "override": the runtime reports gfx1030 (HSA_OVERRIDE_GFX_VERSION=10.3.0, in force or needed),
+    so every library's gfx1030 objects load on the gfx1010 hardware. None for other GPUs, or when
+    neither can be told."""
+    if not g.is_amd or g.physical_arch not in RDNA1_ARCHS:
+        return None
+    if g.override_arch is None and not g.override_needed and g.torch_has_arch:
+        return {"road": "native", "loads": g.physical_arch,
+                "text": "PyTorch carries {0} itself: no override; gemmconv's {0} objects load. MIOpen is still "
+                        "flagged on {0} (convolutions unverified, BatchNorm backward reported failing), so gemmconv "
+                        "takes every convolution.".format(g.physical_arch)}
+    if g.override_arch == "gfx1030" or (g.override_needed and str(g.recommended_override) == "10.3.0"):
+        safe = ext.get("gfx1030_safe")
+        state = {True: "built gfx1010-safe", False: "built PLAIN (not safe on this card)",
+                 None: "safety unknown"}[safe]
+        return {"road": "override", "loads": "gfx1030",
+                "text": "the override makes every library load its gfx1030 code on this {} card: gemmconv's "
+                        "gfx1030 objects ({}) load; PyTorch's own gfx1030 kernels carry no gfx10.1 workarounds, "
+                        "a risk gemmconv cannot remove. A PyTorch that carries {} itself (TheRock's gfx101X "
+                        "wheels, distribution builds) needs no override.".format(g.physical_arch, state,
+                                                                                g.physical_arch)}
+    return None
+
+
+def _road_findings(diag: Diagnosis) -> None:
+    ext = diag.extension
+    for g in diag.report.amd_gpus:
+        road = gpu_road(g, ext)
+        if not road or road["road"] != "override" or not ext.get("built"):
+            continue
+        archs = ext.get("archs") or []
+        if "gfx1030" in archs and ext.get("gfx1030_safe") is False:
+            diag.findings.append((g.label, Finding(
+                WARNING, "gemmconv's gfx1030 objects were built without gfx1010's workarounds, and the override "
+                         "makes this {} card run them.".format(g.physical_arch),
+                "Rebuild with GEMMCONV_GFX1030_SAFE=1 pip install --no-build-isolation . (the default), or use a "
+                "PyTorch that carries {} so that no override is needed.".format(g.physical_arch))))
+    audit = ext.get("audit") or {}
+    if audit.get("ran") and any(audit.get("counts", {}).values()):
+        on_b = any((gpu_road(g, ext) or {}).get("road") == "override" for g in diag.report.amd_gpus)
+        total = sum(audit["counts"].values())
+        diag.findings.append(("gemmconv", Finding(
+            PROBLEM if on_b else WARNING,
+            "The ISA audit found {} site(s) unsafe on gfx1010 in the extension's gfx1030 code ({}; first: {}).".format(
+                total, ", ".join("{} {}".format(k, v) for k, v in audit["counts"].items() if v),
+                audit["findings"][0] if audit.get("findings") else "?"),
+            "Rebuild with GEMMCONV_GFX1030_SAFE=1 pip install --no-build-isolation .")))
+
+
+def audit_extension(ext: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+    """The ISA audit of the installed extension's gfx1030 objects, when it has some and llvm-objdump is there."""
+    path = ext.get("path")
+    if not ext.get("built") or not path or "gfx1030" not in (ext.get("archs") or []):
+        return None
+    if not os.path.isfile(path):
+        return {"ran": False, "reason": "{} not found".format(path)}
+    return isa_audit.audit_summary([path])
+
+
 def _activation_findings(diag: Diagnosis) -> None:
     act, report = diag.activation, diag.report
     if act.error:
@@ -284,7 +351,13 @@ def diagnose(sysroot: str = "/", probe: bool = True, selftest: bool = False, tim
     ext.setdefault("built", None)
     ext.setdefault("archs", None)
     ext.setdefault("error", None)
+    ext.setdefault("gfx1030_safe", None)
     ext["origin"] = ext_origin
+    path = ext.pop("path", None)  # where the extension is: for the audit, not part of the report
+    if ext_origin == "this machine" and "audit" not in ext:
+        audit = audit_extension(dict(ext, path=path))
+        if audit is not None:
+            ext["audit"] = audit
     # A capture's own activation facts win; without them, this process's are used and labelled as such.
     if isinstance(capture.get("activation"), dict):
         act = _captured_activation(capture["activation"], report)
@@ -299,6 +372,7 @@ def diagnose(sysroot: str = "/", probe: bool = True, selftest: bool = False, tim
         diag.selftest = run_selftest(timeout)
     diag.findings = [(g.label if g else "machine", f) for g, f in report.all_findings()]
     _extension_findings(diag)
+    _road_findings(diag)
     _activation_findings(diag)
     _extension_gate(diag)
     _selftest_findings(diag, timeout)
@@ -311,7 +385,7 @@ def _yes(value: Optional[bool], yes: str = "yes", no: str = "no", unknown: str =
     return unknown if value is None else (yes if value else no)
 
 
-def _gpu_lines(report: MachineReport) -> List[str]:
+def _gpu_lines(report: MachineReport, ext: Optional[Dict[str, Any]] = None) -> List[str]:
     lines = []
     if not report.gpus:
         return ["  (none found)"]
@@ -339,6 +413,9 @@ def _gpu_lines(report: MachineReport) -> List[str]:
             "yes, {}".format(g.recommended_override) if g.override_needed else "no"))
         if g.torch_has_arch is not None:
             lines.append("      torch carries it:   {}".format(_yes(g.torch_has_arch)))
+        road = gpu_road(g, ext or {})
+        if road:
+            lines.append("      Road:               {}: {}".format(road["road"], road["text"]))
     return lines
 
 
@@ -412,7 +489,7 @@ def render_text(diag: Diagnosis, out: TextIO) -> None:
     if diag.software:
         envinfo.render(diag.software, out, captured=os.path.abspath(r.root) != "/")
     w("GPUs\n")
-    for line in _gpu_lines(r):
+    for line in _gpu_lines(r, ext):
         w(line + "\n")
     w("\nPyTorch\n")
     rt = r.runtime
@@ -443,6 +520,18 @@ def render_text(diag: Diagnosis, out: TextIO) -> None:
         else:
             built = "built for the CPU only (no GPU code)"
         w("  Extension:          {}\n".format(built))
+        if "gfx1030" in gpu_archs:
+            w("  gfx1030 slot:       {}\n".format(_yes(ext.get("gfx1030_safe"), "gfx1010-safe",
+                                                       "plain (not safe on RDNA1 under the override)", "unknown")))
+        audit = ext.get("audit")
+        if audit:
+            if audit.get("ran"):
+                total = sum(audit["counts"].values())
+                w("  ISA audit:          {} gfx1030 object(s), {} ({})\n".format(
+                    audit["gfx1030_objects"], "clean" if not total else "{} UNSAFE SITE(S)".format(total),
+                    audit["objdump"]))
+            else:
+                w("  ISA audit:          not run: {}\n".format(audit.get("reason")))
     elif ext.get("built") is None:
         w("  Extension:          unknown (not captured)\n")
     else:

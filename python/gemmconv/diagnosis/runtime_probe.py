@@ -89,12 +89,18 @@ def probe_extension() -> Dict[str, Any]:
     except Exception as exc:
         return {"built": False, "archs": None, "error": "gemmconv is not importable: {}".format(exc)}
     try:
+        path = importlib.util.find_spec("gemmconv._C").origin
+    except Exception:
+        path = None
+    try:
         import torch  # noqa: F401  (the extension needs libtorch loaded first)
         from gemmconv import _C
         archs = getattr(_C, "built_archs", None)
-        return {"built": True, "archs": [str(a) for a in archs()] if archs else None, "error": None}
+        safe = getattr(_C, "gfx1030_gfx1010_safe", None)
+        return {"built": True, "archs": [str(a) for a in archs()] if archs else None, "error": None,
+                "path": path, "gfx1030_safe": bool(safe()) if safe else None}
     except Exception as exc:
-        return {"built": True, "archs": None, "error": "{}: {}".format(type(exc).__name__, exc)}
+        return {"built": True, "archs": None, "error": "{}: {}".format(type(exc).__name__, exc), "path": path}
 
 
 if __name__ == "__main__":

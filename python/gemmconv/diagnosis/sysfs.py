@@ -262,7 +262,7 @@ CAPTURE_SCHEMA = ("object", {
         "arch_list": ("list", str), "gpu_available": bool, "devices": ("list", _DEVICE), "error": _STR_OR_NONE,
     }, ()),
     "extension": ("object", {"built": (bool, type(None)), "archs": (("list", str), type(None)),
-                             "error": _STR_OR_NONE}, ()),
+                             "error": _STR_OR_NONE, "gfx1030_safe": (bool, type(None))}, ()),
     "activation": ("object", {
         "policy": str, "source": str, "error": _STR_OR_NONE, "pth_files": ("list", str),
         "autoload_registered": (bool, type(None)), "autoload_applies": (bool, type(None)),
