@@ -271,9 +271,27 @@ Adapted describe(const at::Tensor& input, const at::Tensor& weight, const Params
     in_sizes.insert(in_sizes.begin(), 1);
     out_sizes.insert(out_sizes.begin(), 1);
   }
-  TORCH_CHECK(!too_small || (empty_input && !negative), "Given input size per channel: (",
-              joined(in_sizes, " x "), "). Calculated output size per channel: (",
-              joined(out_sizes, " x "), "). Output size is too small");
+  // On a GPU, PyTorch's vendor backends compute a transposed convolution whose output size is 0
+  // (an empty result) and refuse a negative one only when allocating it, with the shape they
+  // see; its CPU kernels refuse both with the message below.
+  const bool gpu_transposed = p.transposed && !input.device().is_cpu();
+  if (gpu_transposed && negative) {
+    std::vector<int64_t> shape = {pr.batch, pr.out_channels};
+    shape.insert(shape.end(), out_sizes.begin(), out_sizes.end());
+    int64_t first = 0;
+    for (int64_t o : out_sizes) {
+      if (o < 0) {
+        first = o;
+        break;
+      }
+    }
+    TORCH_CHECK(false, "Trying to create tensor with negative dimension ", first, ": [",
+                joined(shape, ", "), "]");
+  }
+  TORCH_CHECK(!too_small || gpu_transposed || (empty_input && !negative),
+              "Given input size per channel: (", joined(in_sizes, " x "),
+              "). Calculated output size per channel: (", joined(out_sizes, " x "),
+              "). Output size is too small");
   // PyTorch's own path gives a zero-channel input a zero-channel output.
   if (pr.in_channels == 0) a.output_shape[1] = 0;
 

@@ -190,36 +190,48 @@ void run(const gemmconv::ConvProblem& p, gemmconv::Direction d, const c10::Devic
     TORCH_CHECK(false, ss.str());
   };
   if (!st.ok()) fail("planning");
-  // Out of memory for the workspace: plan again under half the bytes that failed, down to the
-  // solvers that need none, rather than failing the convolution.
-  at::Tensor workspace;
-  std::string why;
-  while (plan.workspace_bytes > 0 &&
-         !allocate_workspace(plan.workspace_bytes, dev, &workspace, &why)) {
-    if (plan.workspace_bytes <= 1) {
-      st = gemmconv::Status(gemmconv::StatusCode::workspace_too_small,
-                            "cannot allocate its workspace: " + why);
-      fail("allocating");
-    }
+  // Out of memory, for the workspace or inside the GEMM (the BLAS library's own workspace, say):
+  // plan again under half the workspace bytes, down to the solvers that need none, rather than
+  // failing the convolution. A pass that ran out of memory is run again whole: every pass
+  // overwrites what it writes.
+  const auto plan_again = [&](const std::string& what) {
     opts.workspace_budget = plan.workspace_bytes / 2;  // >= 1: 0 would mean the configured budget
     gemmconv::log_message(gemmconv::LogLevel::info,
-                          std::string("allocating ") + std::to_string(plan.workspace_bytes) +
-                              " bytes of workspace for the " + gemmconv::to_string(d) +
-                              " pass of " + gemmconv::to_string(p) + " (solver " +
-                              plan.solver_name() + ") failed: " + why +
-                              "; planning again with a budget of " +
+                          what + " for the " + gemmconv::to_string(d) + " pass of " +
+                              gemmconv::to_string(p) + " (solver " + plan.solver_name() +
+                              ", workspace " + std::to_string(plan.workspace_bytes) +
+                              " bytes); planning again with a budget of " +
                               std::to_string(opts.workspace_budget) + " bytes");
     st = gemmconv::make_plan(p, d, caps, opts, &plan);
     if (!st.ok()) fail("planning");
+  };
+  for (;;) {
+    at::Tensor workspace;
+    std::string why;
+    while (plan.workspace_bytes > 0 &&
+           !allocate_workspace(plan.workspace_bytes, dev, &workspace, &why)) {
+      if (plan.workspace_bytes <= 1) {
+        st = gemmconv::Status(gemmconv::StatusCode::workspace_too_small,
+                              "cannot allocate its workspace: " + why);
+        fail("allocating");
+      }
+      plan_again("allocating the workspace failed: " + why);
+    }
+    gemmconv::ExecContext ctx;
+    ctx.caps = &caps;
+    ctx.stream = stream;
+    ctx.gemm = &gemm;
+    ctx.workspace = workspace.defined() ? workspace.data_ptr() : nullptr;
+    ctx.workspace_bytes = plan.workspace_bytes;
+    st = gemmconv::execute(plan, buffers, ctx);
+    if (st.ok()) return;
+    if (st.code() != gemmconv::StatusCode::out_of_memory || plan.workspace_bytes <= 1) {
+      fail("running");
+    }
+    workspace = at::Tensor();  // back to the allocator before the smaller plan asks for memory
+    const std::string message = st.message();
+    plan_again("memory ran out inside the pass: " + message.substr(0, message.find('\n')));
   }
-  gemmconv::ExecContext ctx;
-  ctx.caps = &caps;
-  ctx.stream = stream;
-  ctx.gemm = &gemm;
-  ctx.workspace = workspace.defined() ? workspace.data_ptr() : nullptr;
-  ctx.workspace_bytes = plan.workspace_bytes;
-  st = gemmconv::execute(plan, buffers, ctx);
-  if (!st.ok()) fail("running");
 }
 
 // [1, channels, 1, ...] view of a bias, to broadcast over an output of `dim` dimensions.

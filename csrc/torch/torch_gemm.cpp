@@ -92,6 +92,10 @@ gemmconv::Status TorchGemmProvider::gemm(const gemmconv::GemmDesc& d, void* /*st
     } else {
       c.baddbmm_(a, b, d.beta, d.alpha);
     }
+  } catch (const c10::OutOfMemoryError& e) {
+    // The BLAS library's own workspace or a temporary of ATen's: the caller may plan again with
+    // less workspace of its own and retry.
+    return gemmconv::Status(gemmconv::StatusCode::out_of_memory, e.what_without_backtrace());
   } catch (const c10::Error& e) {
     return gemmconv::Status(gemmconv::StatusCode::gemm_error, e.what_without_backtrace());
   } catch (const std::exception& e) {

@@ -34,6 +34,7 @@ enum class StatusCode : uint8_t {
   workspace_too_small,
   unsupported,  // the build lacks what is needed (no GPU support compiled in, say)
   gemm_error,
+  out_of_memory,  // memory ran out inside a provider; the pass may be retried with less workspace
   device_error,
   internal_error,
 };

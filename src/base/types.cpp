@@ -61,6 +61,8 @@ const char* to_string(StatusCode c) {
       return "gemm_error";
     case StatusCode::device_error:
       return "device_error";
+    case StatusCode::out_of_memory:
+      return "out_of_memory";
     case StatusCode::internal_error:
       return "internal_error";
   }

@@ -23,6 +23,7 @@ struct Mat {
   std::vector<double> v;
   std::vector<unsigned char> bytes() const {
     std::vector<unsigned char> b(v.size() * element_size(t) + 1);
+    if (v.empty()) return b;
     dispatch_dtype(t, [&](auto tag) {
       using T = typename decltype(tag)::type;
       using A = typename Elem<T>::acc;

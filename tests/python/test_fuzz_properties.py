@@ -213,7 +213,7 @@ def test_forward_and_gradients_match_float64(device):
         x64, w64 = x.detach().double().requires_grad_(), w.detach().double().requires_grad_()
         b64 = b.detach().double().requires_grad_() if b is not None else None
         ref = _call(case, x64, w64, b64)
-        gout = torch.randn(ref.shape, generator=torch.Generator().manual_seed(7), dtype=torch.float64)
+        gout = torch.randn(ref.shape, generator=torch.Generator().manual_seed(7), dtype=torch.float64).to(ref.device)
         refs = torch.autograd.grad(ref, [t for t in (x64, w64, b64) if t is not None], gout, allow_unused=True)
 
         xs, ws = x.detach().requires_grad_(), w.detach().requires_grad_()

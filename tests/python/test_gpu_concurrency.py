@@ -204,6 +204,7 @@ def test_cuda_graph_capture_of_a_training_step():
     graph = torch.cuda.CUDAGraph()
     try:
         with torch.cuda.graph(graph):
+            model.zero_grad(set_to_none=False)  # captured too: each replay computes the gradient afresh
             loss = model(x).square().mean()
             loss.backward()
     except RuntimeError as exc:
