@@ -1,7 +1,7 @@
 #!/bin/sh
 # Builds, tests and times the winograd_gemm solver against im2col_gemm and implicit_gemm on the
 # ResNet-50 3x3 stride-1 layers (GPU, N=32).
-# Usage: bench/winograd.sh [build|test|verify|time|all]   (default all)
+# Usage: bench/winograd.sh [build|test|verify|picks|time|all]   (default all)
 #   WG_BUILD   build directory (default build-gpu)
 #   WG_DTYPES  dtypes to time (default "f32 f16")
 set -u
@@ -28,8 +28,8 @@ c256_14|-c 256 -k 256 --input 14x14
 c512_7|-c 512 -k 512 --input 7x7'
 
 # One verified run per layer, pass, layout and dtype (N=4, so that the float64 reference on the
-# CPU stays quick): the planner's choice must be winograd_gemm (backward_weight is not) and must
-# pass against the float64 reference. Exit status 1 when any verification fails.
+# CPU stays quick): the planner's choice (printed) must pass against the float64 reference. Exit
+# status 1 when any verification fails. Then the choices at N=32 (picks).
 verify_layers() {
   log=$(mktemp)
   echo "$LAYERS" | while IFS='|' read -r name flags; do
@@ -44,26 +44,24 @@ verify_layers() {
   ! grep -q FAIL "$log"
   rc=$?
   rm -f "$log"
+  picks
   return $rc
 }
 
-time_layers() {
-  printf '%-9s %-14s %-5s %-14s %-14s %10s %10s\n' layer layout dtype direction solver ms TFLOP/s
+# The solver the planner picks (make_plan: the solvers' preferred() rules, winograd_gemm's cost
+# estimate; the driver never runs the find step) per layer, layout, dtype and pass at N=32, the
+# size that time_layers times.
+picks() {
+  printf '%-9s %-14s %-5s %-14s %s\n' layer layout dtype direction planner
   echo "$LAYERS" | while IFS='|' read -r name flags; do
     for dtype in ${WG_DTYPES:-f32 f16}; do
       for layout in contiguous channels_last; do
         for dir in forward backward_data; do
-          for solver in winograd_gemm im2col_gemm implicit_gemm; do
-            # shellcheck disable=SC2086
-            line=$("$BUILD"/gemmconv-driver --device gpu -n 32 $flags --filter 3x3 --pad 1 \
-              --layout $layout --dtype $dtype --direction $dir --solver $solver --time --reps 20 \
-              --warmup 5 2>&1 | grep 'time: median')
-            [ -z "$line" ] && continue
-            ms=$(echo "$line" | sed 's/.*median \([0-9.]*\) ms.*/\1/')
-            tf=$(echo "$line" | sed -n 's/.*, \([0-9.]*\) TFLOP\/s.*/\1/p')
-            printf '%-9s %-14s %-5s %-14s %-14s %10s %10s\n' "$name" "$layout" "$dtype" "$dir" "$solver" \
-              "$ms" "$tf"
-          done
+          # shellcheck disable=SC2086
+          pick=$("$BUILD"/gemmconv-driver --device gpu -n 32 $flags --filter 3x3 --pad 1 \
+            --layout $layout --dtype $dtype --direction $dir --reps 1 --warmup 0 2>&1 |
+            sed -n 's/.*solver=\([a-z0-9_]*\).*/\1/p' | head -n 1)
+          printf '%-9s %-14s %-5s %-14s %s\n' "$name" "$layout" "$dtype" "$dir" "${pick:-?}"
         done
       done
     done
@@ -74,6 +72,7 @@ case $WHAT in
   build) build "$@" ;;
   test) run_tests ;;
   verify) verify_layers ;;
+  picks) picks ;;
   time) time_layers ;;
   all) build "$@" && run_tests; verify_layers; time_layers ;;
 esac

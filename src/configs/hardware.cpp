@@ -71,5 +71,28 @@ ImplicitGemmTileCosts implicit_gemm_tile_costs(ArchFamily) {
   return c;
 }
 
+double gemm_flops_per_byte(const Capabilities& caps, DataType t) {
+  double fp32 = 15.0;
+  switch (arch_family(caps.arch)) {
+    case ArchFamily::nvidia:
+      fp32 = 12.0;
+      break;
+    case ArchFamily::amd_rdna:
+      fp32 = 22.0;
+      break;
+    case ArchFamily::amd_cdna:
+      fp32 = 15.0;
+      break;
+    case ArchFamily::amd_gcn:
+      fp32 = 26.0;
+      break;
+    case ArchFamily::cpu:
+    case ArchFamily::unknown:
+      break;
+  }
+  if (t == DataType::f16 || t == DataType::bf16) return fp32 * (caps.matrix_units ? 10.0 : 2.0);
+  return fp32;
+}
+
 }  // namespace configs
 }  // namespace gemmconv

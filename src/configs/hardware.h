@@ -7,6 +7,7 @@
 #include <string>
 
 #include "gemmconv/device.h"
+#include "gemmconv/types.h"
 
 namespace gemmconv {
 namespace configs {
@@ -38,6 +39,20 @@ struct ImplicitGemmTileCosts {
 // measured yet; they use the same figures until a measurement says otherwise
 // (tests/cpp/test_implicit_gemm.cpp times the tiles).
 ImplicitGemmTileCosts implicit_gemm_tile_costs(ArchFamily family);
+
+// The machine balance of a GPU for cost estimates that weigh memory traffic against arithmetic:
+// the GEMM provider's rate at a dtype divided by the DRAM bandwidth, in flops per byte moved.
+// From the data sheets (rates a large GEMM reaches, bandwidth a streaming kernel reaches):
+//   nvidia   fp32 12: H200 some 50 TFLOP/s SGEMM over some 4.2 TB/s.
+//   amd_rdna fp32 22: RX 5700 XT (gfx1010) 9.75 TFLOP/s over 448 GB/s.
+//   amd_cdna fp32 15: MI210/MI250 about 45 TFLOP/s (packed) over some 3 TB/s.
+//   amd_gcn  fp32 26: Vega 64 12.6 TFLOP/s over 484 GB/s.
+//   unknown  fp32 15.
+// f16 and bf16 GEMMs run 10 times faster than fp32 on matrix units (tensor cores, measured on the
+// H200: cuBLAS fp16 against fp32 on the ResNet-50 layers) and twice as fast without them (packed
+// half arithmetic, RDNA1); f64 is taken at the fp32 rate. Estimates: bench/winograd.sh measures
+// the decisions built on them, and the on-device find step times the candidates anyway.
+double gemm_flops_per_byte(const Capabilities& caps, DataType t);
 
 }  // namespace configs
 }  // namespace gemmconv

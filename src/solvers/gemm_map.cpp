@@ -135,6 +135,27 @@ GemmMap winograd(const ConvShape& s, Direction d, int64_t rows, int64_t transfor
   return GemmMap{};
 }
 
+// Channel-major transform-domain tiles (for the contiguous layout, whose transforms then run
+// along tiles): V [T][g][cg][rows], U [T][g][cg][kg], M [T][g][kg][rows].
+GemmMap winograd_channel_major(const ConvShape& s, Direction d, int64_t rows, int64_t transforms) {
+  const int64_t cg = s.cg(), kg = s.kg(), batch = transforms * s.g;
+  const GemmOperand v = side(ConvSide::x, false, rows, cg * rows);
+  const GemmOperand u = side(ConvSide::w, false, kg, cg * kg);
+  const GemmOperand m = side(ConvSide::y, false, rows, kg * rows);
+  const GemmScheme sc = GemmScheme::winograd_channel_major;
+  switch (d) {
+    case Direction::forward:
+      return make(sc, kg, rows, cg, batch, side(ConvSide::w, true, u.ld, u.batch_stride), v, m);
+    case Direction::backward_data:
+      return make(sc, cg, rows, kg, batch, u, m, v);
+    case Direction::backward_weight:
+      return make(sc, cg, kg, rows, batch, v, side(ConvSide::y, true, m.ld, m.batch_stride), u);
+    case Direction::backward_bias:
+      break;
+  }
+  return GemmMap{};
+}
+
 const void* pointer_of(const ConvTensors& t, ConvSide s) {
   switch (s) {
     case ConvSide::x:
@@ -168,6 +189,8 @@ GemmMap gemm_map(const ConvShape& s, Direction d, GemmScheme scheme, int64_t row
       return implicit(s, d);
     case GemmScheme::winograd:
       return winograd(s, d, rows, transforms);
+    case GemmScheme::winograd_channel_major:
+      return winograd_channel_major(s, d, rows, transforms);
   }
   return GemmMap{};
 }

@@ -15,6 +15,8 @@
 // | implicit      | x (or y) gathered on the fly | w viewed in place | y (or x) in place      | g |
 // | winograd      | V [T][g][rows][c/g]          | U [T][g][c/g][k/g]| M [T][g][rows][k/g]    | T *
 // g  |
+// | winograd_channel_major | V [T][g][c/g][rows] | U [T][g][c/g][k/g]| M [T][g][k/g][rows]    | T *
+// g  |
 //
 // rows = (sample, output pixel) pairs of one chunk, F = filter taps, P = output pixels per
 // sample, T = transforms (alpha^2 for Winograd F(m, r): alpha = m + r - 1). "columns" is the
@@ -36,12 +38,18 @@
 // | winograd      | forward         | M   = V . U                | rows   | Kg     | Cg     |
 // |               | backward_data   | V   = M . U^T              | rows   | Cg     | Kg     |
 // |               | backward_weight | U   = V^T . M              | Cg     | Kg     | rows   |
+// | winograd_     | forward         | M   = U^T . V              | Kg     | rows   | Cg     |
+// | channel_major | backward_data   | V   = U . M                | Cg     | rows   | Kg     |
+// |               | backward_weight | U   = V . M^T              | Cg     | Kg     | rows   |
 //
 // Adding a transform-domain solver (Winograd): transform the input tiles into V and the filter
 // into U (the layouts in the first table, T = alpha^2), call
 // `gemm_map(s, d, GemmScheme::winograd, tiles, alpha * alpha)` and `bind` it to the three
 // buffers, run the one strided-batched GEMM, and transform M back. The map's rows are the tiles
 // of the chunk (n * tiles per sample); it checks nothing about the tile size itself.
+// `winograd_channel_major` stores the same matrices transposed (tiles innermost), for the
+// contiguous layout: its transforms then read and write along tiles, which neighbour each other
+// in x and y [n][c][h][w], instead of along channels.
 #pragma once
 
 #include <cstdint>
@@ -61,6 +69,7 @@ enum class GemmScheme : uint8_t {
   group_major,
   implicit,
   winograd,
+  winograd_channel_major,
 };
 
 // Which tensor of the regular convolution a GEMM operand stands for.

@@ -123,6 +123,72 @@ TEST(GemmMap, WinogradBatchesTransformPointsAndGroups) {
   }
 }
 
+// The channel-major form stores the same matrices with rows innermost: V [T][g][cg][rows],
+// U [T][g][cg][kg], M [T][g][kg][rows]; each pass is still one GEMM batched over points and
+// groups.
+TEST(GemmMap, WinogradChannelMajorStoresRowsInnermost) {
+  const ConvShape s = grouped_shape();
+  const int64_t T = 16, rows = 5, g = s.g, cg = s.cg(), kg = s.kg();
+  std::vector<double> V = ramp(size_t(T * g * cg * rows), 0.5);
+  std::vector<double> U = ramp(size_t(T * g * cg * kg), 0.25);
+  std::vector<double> M = ramp(size_t(T * g * kg * rows), 0.125);
+  const auto v_at = [&](int64_t b, int64_t r, int64_t c) {
+    return V[size_t((b * cg + c) * rows + r)];
+  };
+  const auto u_at = [&](int64_t b, int64_t c, int64_t k) {
+    return U[size_t((b * cg + c) * kg + k)];
+  };
+  const auto m_at = [&](int64_t b, int64_t r, int64_t k) {
+    return M[size_t((b * kg + k) * rows + r)];
+  };
+  const GemmScheme sc = GemmScheme::winograd_channel_major;
+  // forward: M = U^T . V.
+  {
+    const GemmMap map = solvers::gemm_map(s, Direction::forward, sc, rows, T);
+    ASSERT_TRUE(map.valid);
+    EXPECT_EQ(map.batch, T * g);
+    std::vector<double> out(M.size(), 0.0);
+    const GemmDesc d = map.bind(s.dtype, ConvTensors{V.data(), U.data(), out.data()});
+    EXPECT_TRUE(solvers::gemm_fits(d));
+    naive_gemm(d);
+    for (int64_t b = 0; b < T * g; ++b)
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t k = 0; k < kg; ++k) {
+          double want = 0.0;
+          for (int64_t c = 0; c < cg; ++c) want += v_at(b, r, c) * u_at(b, c, k);
+          EXPECT_EQ(out[size_t((b * kg + k) * rows + r)], want) << b << " " << r << " " << k;
+        }
+  }
+  // backward_data: V = U . M.
+  {
+    const GemmMap map = solvers::gemm_map(s, Direction::backward_data, sc, rows, T);
+    ASSERT_TRUE(map.valid);
+    std::vector<double> out(V.size(), 0.0);
+    naive_gemm(map.bind(s.dtype, ConvTensors{out.data(), U.data(), M.data()}));
+    for (int64_t b = 0; b < T * g; ++b)
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t c = 0; c < cg; ++c) {
+          double want = 0.0;
+          for (int64_t k = 0; k < kg; ++k) want += m_at(b, r, k) * u_at(b, c, k);
+          EXPECT_EQ(out[size_t((b * cg + c) * rows + r)], want);
+        }
+  }
+  // backward_weight: U = V . M^T.
+  {
+    const GemmMap map = solvers::gemm_map(s, Direction::backward_weight, sc, rows, T);
+    ASSERT_TRUE(map.valid);
+    std::vector<double> out(U.size(), 0.0);
+    naive_gemm(map.bind(s.dtype, ConvTensors{V.data(), out.data(), M.data()}));
+    for (int64_t b = 0; b < T * g; ++b)
+      for (int64_t c = 0; c < cg; ++c)
+        for (int64_t k = 0; k < kg; ++k) {
+          double want = 0.0;
+          for (int64_t r = 0; r < rows; ++r) want += v_at(b, r, c) * m_at(b, r, k);
+          EXPECT_EQ(out[size_t((b * cg + c) * kg + k)], want);
+        }
+  }
+}
+
 TEST(GemmMap, SchemesThatCannotComputeAPassSaySo) {
   const ConvShape s = grouped_shape();
   EXPECT_FALSE(solvers::gemm_map(s, Direction::backward_weight, GemmScheme::implicit, 0).valid);

@@ -9,6 +9,7 @@
 #include "gemmconv/problem.h"
 #include "gemmconv/solver.h"
 #include "gemmconv/types.h"
+#include "solvers/gemm_map.h"
 
 namespace gemmconv {
 
@@ -39,6 +40,11 @@ struct Plan {
   int64_t filt_h = 1, filt_w = 1;  // taps per axis (1 or 3)
   Layout layout = Layout::contiguous;
   DataType dtype = DataType::f32;
+  // Storage of the source and destination buffers: [T][g][channels / g][rows] (tiles innermost,
+  // the gemm map's winograd_channel_major scheme) or [T][g][rows][channels / g] (winograd).
+  // Channel-major for the contiguous layout, so that the transforms read and write along tiles,
+  // which neighbour each other in the tensor too; row-major for channels-last.
+  bool channel_major = false;
   int64_t tiles() const { return n * tiles_per_sample; }
 };
 
@@ -62,8 +68,20 @@ double error_factor(const ConvShape& s, Direction d);
 // bound in fp16/bf16 where few terms are summed.
 double worst_error_factor(const ConvShape& s, Direction d);
 
+// Estimated GPU cost of a pass by winograd_gemm, im2col_gemm and implicit_gemm (infinity where
+// it does not apply), in bytes of DRAM traffic plus flops over the machine balance (see
+// winograd_gemm.cpp); all zero when the plan is not valid.
+struct GpuCost {
+  double winograd = 0.0, im2col = 0.0, implicit = 0.0;
+};
+GpuCost gpu_cost(const ConvShape& s, Direction d, const Capabilities& caps);
+
+// The gemm map's scheme for the plan's buffer storage.
+solvers::GemmScheme scheme(const Plan& p);
+
 // Elements of the three workspace buffers for `rows` tiles: U [T][g][cg][kg] (the transformed
-// filter), the source side [T][g][rows][src_ch / g], the destination side [T][g][rows][dst_ch / g].
+// filter), the source side [T][g][rows][src_ch / g] and the destination side
+// [T][g][rows][dst_ch / g] (or with rows innermost: Plan::channel_major).
 int64_t filter_elements(const Plan& p);
 int64_t source_elements(const Plan& p, int64_t rows);
 int64_t dest_elements(const Plan& p, int64_t rows);
@@ -72,9 +90,10 @@ int64_t dest_elements(const Plan& p, int64_t rows);
 // problem (tile index = (sample * planes + plane) * tiles_h * tiles_w + ty * tiles_w + tx); the
 // buffer holds exactly those rows.
 //   filter:  w (the regular weight) -> u [T][g][cg][kg], flipped for backward
-//   input:   source tensor -> buf [T][g][rows][src_ch / g]
-//   output:  buf [T][g][rows][dst_ch / g] -> destination tensor (every element of the tiles'
-//            clipped extents written)
+//   input:   source tensor -> buf [T][g][rows][src_ch / g] ([T][g][src_ch / g][rows] when
+//            channel_major)
+//   output:  buf [T][g][rows][dst_ch / g] ([T][g][dst_ch / g][rows]) -> destination tensor
+//            (every element of the tiles' clipped extents written)
 namespace cpu {
 Status filter(const Plan& p, const void* w, void* u);
 Status input(const Plan& p, const void* src, void* buf, int64_t r0, int64_t rows);

@@ -17,6 +17,8 @@ namespace {
 // set).
 constexpr int64_t kBlock = 32;
 
+int64_t blocks_of(int64_t rows) { return (rows + kBlock - 1) / kBlock; }
+
 }  // namespace
 
 Status filter(const Plan& p, const void* w, void* u) {
@@ -62,6 +64,24 @@ Status input(const Plan& p, const void* src, void* buf, int64_t r0, int64_t rows
       const T* s = static_cast<const T*>(src);
       T* bt = static_cast<T*>(buf);
       const int64_t point = point_stride(q, q.src_chg);
+      if (q.cm) {
+        // Channel-major buffers: a block of consecutive tiles of one channel, stored along rows.
+        parallel_for(q.src_ch * blocks_of(rows), kBlock * kT, [&](int64_t b, int64_t e) {
+          A v[kBlock][kT];
+          for (int64_t item = b; item < e; ++item) {
+            const int64_t c = item / blocks_of(rows), rb = (item % blocks_of(rows)) * kBlock;
+            const int64_t nr = std::min(kBlock, rows - rb);
+            for (int64_t j = 0; j < nr; ++j) {
+              input_tile<Tl::kAlphaH, Tl::kAlphaW>(q, s, rb + j, c, v[j]);
+            }
+            T* out = bt + row_offset(q, rb, c, q.src_chg);
+            for (int t = 0; t < kT; ++t) {
+              for (int64_t j = 0; j < nr; ++j) out[t * point + j] = Elem<T>::store(v[j][t]);
+            }
+          }
+        });
+        return Status::success();
+      }
       parallel_for(rows, q.src_ch * kT, [&](int64_t b, int64_t e) {
         A v[kBlock][kT];
         for (int64_t r = b; r < e; ++r) {
@@ -94,6 +114,23 @@ Status output(const Plan& p, const void* buf, void* dst, int64_t r0, int64_t row
       const T* bt = static_cast<const T*>(buf);
       T* d = static_cast<T*>(dst);
       const int64_t point = point_stride(q, q.dst_chg);
+      if (q.cm) {
+        parallel_for(q.dst_ch * blocks_of(rows), kBlock * kT, [&](int64_t b, int64_t e) {
+          A m[kBlock][kT];
+          for (int64_t item = b; item < e; ++item) {
+            const int64_t c = item / blocks_of(rows), rb = (item % blocks_of(rows)) * kBlock;
+            const int64_t nr = std::min(kBlock, rows - rb);
+            const T* in = bt + row_offset(q, rb, c, q.dst_chg);
+            for (int t = 0; t < kT; ++t) {
+              for (int64_t j = 0; j < nr; ++j) m[j][t] = Elem<T>::load(in[t * point + j]);
+            }
+            for (int64_t j = 0; j < nr; ++j) {
+              output_tile<Tl::kAlphaH, Tl::kAlphaW, T>(q, m[j], d, rb + j, c);
+            }
+          }
+        });
+        return Status::success();
+      }
       parallel_for(rows, q.dst_ch * kT, [&](int64_t b, int64_t e) {
         A m[kBlock][kT];
         for (int64_t r = b; r < e; ++r) {

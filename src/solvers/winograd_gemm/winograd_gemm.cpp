@@ -4,6 +4,7 @@
 #include <cmath>
 #include <limits>
 
+#include "configs/hardware.h"
 #include "solvers/common.h"
 #include "solvers/gemm_map.h"
 #include "solvers/solvers.h"
@@ -117,6 +118,7 @@ Plan make_plan(const ConvShape& s, Direction d) {
   p.tiles_h = ceil_div(p.dst_h, p.m_h);
   p.tiles_w = ceil_div(p.dst_w, p.m_w);
   p.tiles_per_sample = p.planes * p.tiles_h * p.tiles_w;
+  p.channel_major = s.layout == Layout::contiguous;
   p.valid = true;
   return p;
 }
@@ -131,6 +133,11 @@ double worst_error_factor(const ConvShape& s, Direction d) {
   const Plan p = make_plan(s, d);
   if (!p.valid) return 1.0;
   return axis_worst_case(p.alpha_h) * axis_worst_case(p.alpha_w);
+}
+
+solvers::GemmScheme scheme(const Plan& p) {
+  return p.channel_major ? solvers::GemmScheme::winograd_channel_major
+                         : solvers::GemmScheme::winograd;
 }
 
 int64_t filter_elements(const Plan& p) {
@@ -164,8 +171,7 @@ Carve carve(const winograd::Plan& p, int64_t rows) {
 // forward (V) and the y side backward (the transformed dy), the destination buffer for the other.
 GemmDesc chunk_gemm(const ConvShape& s, Direction d, const winograd::Plan& p, int64_t rows, void* u,
                     void* src, void* dst) {
-  const solvers::GemmMap map =
-      solvers::gemm_map(s, d, solvers::GemmScheme::winograd, rows, p.transforms);
+  const solvers::GemmMap map = solvers::gemm_map(s, d, winograd::scheme(p), rows, p.transforms);
   const ConvTensors sides = p.backward ? ConvTensors{dst, u, src} : ConvTensors{src, u, dst};
   return map.bind(s.dtype, sides);
 }
@@ -174,23 +180,75 @@ ChunkPlan chunk_plan(const ConvShape& s, Direction d, const winograd::Plan& p, s
   if (!p.valid) return ChunkPlan{};
   const auto bytes = [&p](int64_t rows, bool) { return carve(p, rows).total; };
   const auto gemm_ok = [&](int64_t rows) {
-    const solvers::GemmMap map =
-        solvers::gemm_map(s, d, solvers::GemmScheme::winograd, rows, p.transforms);
+    const solvers::GemmMap map = solvers::gemm_map(s, d, winograd::scheme(p), rows, p.transforms);
     return map.valid && solvers::gemm_fits(chunk_gemm(s, d, p, rows, nullptr, nullptr, nullptr));
   };
   return solvers::plan_chunks(p.tiles(), budget, false, bytes, gemm_ok);
 }
 
-// Where the transforms pay for their memory traffic. On a GPU the transform-domain buffers cost
-// about 2 * T / (m_h m_w) (4.5 for F(4x4)) extra reads and writes per element of x and y, against
-// 9 - T / (m_h m_w) fewer multiply-adds per output; with the fp32 compute-to-bandwidth ratios of
-// the H200 and the RX 5700 XT (some 50 and 90 flops per value moved) that is a gain once both
-// channel counts per group reach some 32 to 64. On the CPU (measured with the driver, see
+}  // namespace
+
+namespace winograd {
+
+// The estimate behind preferred() on a GPU: each candidate's DRAM traffic in bytes plus its
+// multiply-adds converted to bytes at the machine balance (configs::gemm_flops_per_byte), i.e.
+// its time in units of the time to move one byte. Over the whole pass, with b bytes per value,
+// source/destination channels cs/cd, P_s/P_d source/destination pixels, T points per tile and
+// `tiles` tiles (so the transform domain holds tiles*T >= P_d*T/(m_h m_w) rows, clipping
+// included), F filter taps:
+//   winograd   b (P_s cs + 2 tiles T cs + 2 tiles T cd + P_d cd + F cs cd/g + 2 T cs cd/g)
+//              + 2 tiles T (cs/g) cd / balance      (input and output transforms, GEMM, filter)
+//   im2col     b (P_s cs + 2 F P_d cs + P_d cd + F cs cd/g) + 2 P_d F (cs/g) cd / balance
+//   implicit   b (P_s cs + P_d cd + F cs cd/g) + 2 P_d F (cs/g) cd / balance
+// (implicit_gemm counts where it applies: not f64, and only fp32 on matrix units; its GEMM is
+// taken at the provider's rate, which flatters it.) With channel-major buffers in the contiguous
+// layout both layouts move the same bytes. For c = k = C and F(4x4) (T/(m m) = 2.25) against
+// implicit this gives a gain once C > 4 * 2.25 * b * balance / (18 - 4.5): C > 33 in fp32 on an
+// H200 (balance 12), C > 58 on an RX 5700 XT (22). In fp16 on tensor cores (balance 120) the
+// GEMM is cheap and the comparison is with im2col_gemm's 9-fold column matrix: F(2x2)'s buffers
+// move 8 (c + k) values per pixel against its 18 c, so winograd_gemm wins on traffic alone
+// (64 to 256 channels at 56..14 pixels) and loses at 7x7 (16 points for 49 pixels, and a
+// transformed filter as large as the activations).
+GpuCost gpu_cost(const ConvShape& s, Direction d, const Capabilities& caps) {
+  GpuCost c;
+  const Plan p = make_plan(s, d);
+  if (!p.valid) return c;
+  const double b = double(solvers::bytes_of(s.dtype, 1));
+  const double balance = configs::gemm_flops_per_byte(caps, s.dtype);
+  const double cs = double(p.src_ch), cd = double(p.dst_ch), g = double(p.g);
+  const double ps = double(p.n * p.planes * p.src_h * p.src_w);
+  const double pd = double(p.n * p.planes * p.dst_h * p.dst_w);
+  const double T = double(p.transforms), rows = double(p.tiles()) * T;
+  const double F = double(p.filt_h * p.filt_w);
+  const double weights = F * cs * cd / g;
+  const double direct_flops = 2.0 * pd * F * (cs / g) * cd;
+  c.winograd = b * (ps * cs + 2.0 * rows * (cs + cd) + pd * cd + weights + 2.0 * T * cs * cd / g) +
+               2.0 * rows * (cs / g) * cd / balance;
+  c.im2col = b * (ps * cs + 2.0 * F * pd * cs + pd * cd + weights) + direct_flops / balance;
+  const bool implicit_ok =
+      s.dtype != DataType::f64 && (s.dtype == DataType::f32 || !caps.matrix_units);
+  c.implicit = implicit_ok ? b * (ps * cs + pd * cd + weights) + direct_flops / balance
+                           : std::numeric_limits<double>::infinity();
+  return c;
+}
+
+}  // namespace winograd
+
+namespace {
+
+// Where the transforms pay for their memory traffic. On a GPU: the estimate above, winograd_gemm
+// when it is at least 10% below both alternatives (its three transform kernels reach less of the
+// bandwidth than a streaming copy and cost launches the estimate leaves out; the margin turns the
+// near tie of fp16 512 channels at 7x7 on an H200, measured 0.050 ms against im2col_gemm's 0.039
+// in channels-last, into a no). On the CPU (measured with the driver, see
 // docs/performance.md) fp32 and fp64 gain from 16 channels per group on; f16 and bf16 do not,
 // because the CPU GEMM provider widens and narrows every batch entry.
-bool worthwhile(const ConvShape& s, const Capabilities& caps) {
+bool worthwhile(const ConvShape& s, Direction d, const Capabilities& caps) {
+  if (caps.kind == DeviceKind::gpu) {
+    const winograd::GpuCost c = winograd::gpu_cost(s, d, caps);
+    return c.winograd < 0.9 * std::min(c.im2col, c.implicit);
+  }
   const int64_t channels = std::min(s.cg(), s.kg());
-  if (caps.kind == DeviceKind::gpu) return channels >= 32;
   return channels >= 16 && (s.dtype == DataType::f32 || s.dtype == DataType::f64);
 }
 
@@ -207,8 +265,8 @@ class WinogradGemmSolver final : public Solver {
     return p.valid && chunk_plan(s, d, p, ctx.workspace_budget).chunk > 0;
   }
 
-  bool preferred(const ConvShape& s, Direction, const PlanContext& ctx) const override {
-    return ctx.caps != nullptr && worthwhile(s, *ctx.caps);
+  bool preferred(const ConvShape& s, Direction d, const PlanContext& ctx) const override {
+    return ctx.caps != nullptr && worthwhile(s, d, *ctx.caps);
   }
 
   size_t workspace_bytes(const ConvShape& s, Direction d, const PlanContext& ctx) const override {

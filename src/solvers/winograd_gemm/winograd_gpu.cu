@@ -1,7 +1,9 @@
 // Single-source GPU kernels of the Winograd transforms: one thread per (tile, channel), with
-// neighbouring threads on neighbouring channels in channels-last (coalesced reads of the tensor
-// and writes of the buffer) and on neighbouring tiles in the contiguous layout (reads along W).
-// The output transform writes the destination tensor in its final layout: no permute follows.
+// neighbouring threads on neighbouring channels in channels-last (buffers [T][g][rows][chg]) and
+// on neighbouring tiles in the contiguous layout (channel-major buffers [T][g][chg][rows]), so
+// that in both layouts the buffer is read and written in whole lines and the tensor along its
+// innermost extent. The output transform writes the destination tensor in its final layout: no
+// permute follows.
 #include <algorithm>
 #include <cstdint>
 
@@ -25,7 +27,8 @@ unsigned grid_for(const ExecContext& ctx, int64_t items) {
   return static_cast<unsigned>(std::min(blocks, cap));
 }
 
-// Item -> (row, channel): channel fastest in channels-last, row fastest otherwise.
+// Item -> (row, channel): channel fastest in channels-last, row fastest otherwise (where the
+// plan's buffers are channel-major, rows innermost).
 template <class I>
 __device__ inline void split(const Geo<I>& q, I item, I channels, I* r, I* c) {
   if (q.cl) {

@@ -19,6 +19,7 @@ struct Geo {
   I cg, kg;  // filter: w [k][cg][taps] (contiguous) or [k][taps][cg] (channels-last)
   I r0, rows;
   bool cl, flip;
+  bool cm;  // buffers [T][g][chg][rows] (Plan::channel_major) instead of [T][g][rows][chg]
 
   static Geo make(const Plan& p, int64_t r0, int64_t rows) {
     Geo q{};
@@ -44,6 +45,7 @@ struct Geo {
     q.rows = static_cast<I>(rows);
     q.cl = p.layout == Layout::channels_last;
     q.flip = p.backward;
+    q.cm = p.channel_major;
     return q;
   }
 
@@ -67,11 +69,11 @@ struct Geo {
 };
 
 // Transform-domain element (point xi, group grp, row r, channel cl) of a [T][g][rows][chg]
-// buffer is at ((xi * g + grp) * rows + r) * chg + cl; consecutive points are `point_stride`
-// apart.
+// buffer is at ((xi * g + grp) * rows + r) * chg + cl, of a channel-major [T][g][chg][rows]
+// buffer at ((xi * g + grp) * chg + cl) * rows + r; consecutive points are `point_stride` apart.
 template <class I>
 GC_HD inline I buf_offset(const Geo<I>& q, I grp, I r, I cl, I chg) {
-  return (grp * q.rows + r) * chg + cl;
+  return q.cm ? (grp * chg + cl) * q.rows + r : (grp * q.rows + r) * chg + cl;
 }
 
 // Source tile (chunk row r, source channel c) -> its kAH * kAW transform-domain values v.
