@@ -12,7 +12,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 import gemmconv
-from conftest import DEVICES, dtype_name, dtypes_for
+from conftest import DEVICES, DIRECTIONS, dtype_name, dtypes_for
 
 FUNCS = {
     "conv1d": F.conv1d, "conv2d": F.conv2d, "conv3d": F.conv3d,
@@ -315,6 +315,7 @@ def check_case(gc, case, device, dtype, need_grad=("input", "weight", "bias"), m
     # 3. gemmconv.
     where = "{} {} {}".format(case.name, device, dtype_name(run_dtype))
     before = gc.totals()
+    winograd_before = sum(gc.solver_counts(d).get("winograd_gemm", 0) for d in DIRECTIONS)
     with gc.on(device, **enable_kwargs):
         try:
             g_y, g_g = run_in_dtype()
@@ -329,6 +330,11 @@ def check_case(gc, case, device, dtype, need_grad=("input", "weight", "bias"), m
         if device == "cuda":
             torch.cuda.synchronize()
     delta = gc.delta(before, gc.totals())
+    # Winograd's transforms amplify rounding by a documented factor (docs/design.md, "Tolerance"):
+    # typically 31.4 for F(4x4), 1.67 for F(2x2); compared with PyTorch's direct sums it may be that
+    # much worse, and no more.
+    winograd_ran = sum(gc.solver_counts(d).get("winograd_gemm", 0) for d in DIRECTIONS) > winograd_before
+    amplification = 283.0 / 9.0 if winograd_ran else 1.0
 
     # Every direction that ran went through gemmconv, exactly once each.
     ran_bwd = not no_grad and len(need) > 0
@@ -384,9 +390,10 @@ def check_case(gc, case, device, dtype, need_grad=("input", "weight", "bias"), m
                 # conv_transpose2d). Not gemmconv's fault; say so and compare gemmconv with float64 only.
                 warnings.warn("{} {}: PyTorch's own result is off by {:.3g} roundings (budget {:.3g})".format(
                     where, name, e_t, budget))
-            elif e_g > 4.0 * e_t + 2.0:
-                problems.append("{}: gemmconv error {:.3g} roundings is much worse than PyTorch's own {:.3g}".format(
-                    name, e_g, e_t))
+            elif e_g > amplification * (4.0 * e_t + 2.0):
+                problems.append("{}: gemmconv error {:.3g} roundings is much worse than PyTorch's own {:.3g}{}".format(
+                    name, e_g, e_t, " (winograd_gemm, amplification {:.1f})".format(amplification)
+                    if winograd_ran else ""))
     assert not problems, "{} (L={}): {}".format(where, L, "; ".join(problems))
     return torch_err
 
