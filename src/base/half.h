@@ -5,12 +5,12 @@
 #include <cstring>
 
 #if defined(__CUDACC__) || defined(__HIPCC__)
-#define GC_HD __host__ __device__
+#define GEMMCONV_HD __host__ __device__
 #if !defined(__HIPCC__)
 #include <cuda_fp16.h>
 #endif
 #else
-#define GC_HD
+#define GEMMCONV_HD
 #endif
 
 namespace gemmconv {
@@ -24,13 +24,13 @@ struct bf16_t {
   uint16_t bits;
 };
 
-GC_HD inline uint32_t float_bits(float f) {
+GEMMCONV_HD inline uint32_t float_bits(float f) {
   uint32_t u;
   memcpy(&u, &f, sizeof u);
   return u;
 }
 
-GC_HD inline float bits_float(uint32_t u) {
+GEMMCONV_HD inline float bits_float(uint32_t u) {
   float f;
   memcpy(&f, &u, sizeof f);
   return f;
@@ -38,7 +38,7 @@ GC_HD inline float bits_float(uint32_t u) {
 
 // Device code uses the hardware conversions (also round-to-nearest-even); the host and the
 // tests use the bit-exact software version below, and the GPU tests compare the two.
-GC_HD inline uint16_t float_to_half_bits(float f) {
+GEMMCONV_HD inline uint16_t float_to_half_bits(float f) {
 #if defined(__CUDA_ARCH__)
   return __half_as_ushort(__float2half_rn(f));
 #elif defined(__HIP_DEVICE_COMPILE__)
@@ -75,7 +75,7 @@ GC_HD inline uint16_t float_to_half_bits(float f) {
 #endif
 }
 
-GC_HD inline float half_bits_to_float(uint16_t h) {
+GEMMCONV_HD inline float half_bits_to_float(uint16_t h) {
 #if defined(__CUDA_ARCH__)
   return __half2float(__ushort_as_half(h));
 #elif defined(__HIP_DEVICE_COMPILE__)
@@ -95,14 +95,14 @@ GC_HD inline float half_bits_to_float(uint16_t h) {
 #endif
 }
 
-GC_HD inline uint16_t float_to_bf16_bits(float f) {
+GEMMCONV_HD inline uint16_t float_to_bf16_bits(float f) {
   const uint32_t u = float_bits(f);
   if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((u >> 16) | 0x40u);
   const uint32_t rounding = 0x7fffu + ((u >> 16) & 1u);
   return static_cast<uint16_t>((u + rounding) >> 16);
 }
 
-GC_HD inline float bf16_bits_to_float(uint16_t b) {
+GEMMCONV_HD inline float bf16_bits_to_float(uint16_t b) {
   return bits_float(static_cast<uint32_t>(b) << 16);
 }
 
@@ -113,29 +113,29 @@ struct Elem;
 template <>
 struct Elem<float> {
   using acc = float;
-  GC_HD static float load(float v) { return v; }
-  GC_HD static float store(float a) { return a; }
+  GEMMCONV_HD static float load(float v) { return v; }
+  GEMMCONV_HD static float store(float a) { return a; }
 };
 
 template <>
 struct Elem<double> {
   using acc = double;
-  GC_HD static double load(double v) { return v; }
-  GC_HD static double store(double a) { return a; }
+  GEMMCONV_HD static double load(double v) { return v; }
+  GEMMCONV_HD static double store(double a) { return a; }
 };
 
 template <>
 struct Elem<f16_t> {
   using acc = float;
-  GC_HD static float load(f16_t v) { return half_bits_to_float(v.bits); }
-  GC_HD static f16_t store(float a) { return f16_t{float_to_half_bits(a)}; }
+  GEMMCONV_HD static float load(f16_t v) { return half_bits_to_float(v.bits); }
+  GEMMCONV_HD static f16_t store(float a) { return f16_t{float_to_half_bits(a)}; }
 };
 
 template <>
 struct Elem<bf16_t> {
   using acc = float;
-  GC_HD static float load(bf16_t v) { return bf16_bits_to_float(v.bits); }
-  GC_HD static bf16_t store(float a) { return bf16_t{float_to_bf16_bits(a)}; }
+  GEMMCONV_HD static float load(bf16_t v) { return bf16_bits_to_float(v.bits); }
+  GEMMCONV_HD static bf16_t store(float a) { return bf16_t{float_to_bf16_bits(a)}; }
 };
 
 }  // namespace gemmconv

@@ -88,7 +88,7 @@ Status handle_for_current_device(cublasHandle_t* out) {
   };
   thread_local Cache cache[64];
   int dev = 0;
-  GC_CHECK(cudaGetDevice(&dev));
+  GEMMCONV_CHECK(cudaGetDevice(&dev));
   if (dev < 0 || dev >= 64) {
     return Status(StatusCode::device_error,
                   "gemm: device index " + std::to_string(dev) + " out of range");
@@ -171,7 +171,7 @@ Status blas_error(const char* call, rocblas_status s) {
 Status handle_for_current_device(rocblas_handle* out) {
   thread_local rocblas_handle cache[64] = {};
   int dev = 0;
-  GC_CHECK(hipGetDevice(&dev));
+  GEMMCONV_CHECK(hipGetDevice(&dev));
   if (dev < 0 || dev >= 64) {
     return Status(StatusCode::device_error,
                   "gemm: device index " + std::to_string(dev) + " out of range");

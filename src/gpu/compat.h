@@ -85,14 +85,14 @@ inline Status runtime_error(const char* call, cudaError_t err) {
 }  // namespace gemmconv
 
 // Returns a device_error Status naming the call and the runtime's message when `call` fails.
-#define GC_CHECK(call)                                                                 \
+#define GEMMCONV_CHECK(call)                                                           \
   do {                                                                                 \
     cudaError_t gc_err_ = (call);                                                      \
     if (gc_err_ != cudaSuccess) return ::gemmconv::gpu::runtime_error(#call, gc_err_); \
   } while (0)
 
 // After a kernel launch: returns a device_error Status naming the kernel if the launch failed.
-#define GC_CHECK_LAUNCH(name)                                                         \
+#define GEMMCONV_CHECK_LAUNCH(name)                                                   \
   do {                                                                                \
     cudaError_t gc_err_ = cudaGetLastError();                                         \
     if (gc_err_ != cudaSuccess) return ::gemmconv::gpu::runtime_error(name, gc_err_); \

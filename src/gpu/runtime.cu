@@ -27,7 +27,7 @@ Status query_gpu_capabilities(int device, Capabilities* out) {
                                                     std::to_string(count) + " visible");
   }
   cudaDeviceProp prop;
-  GC_CHECK(cudaGetDeviceProperties(&prop, device));
+  GEMMCONV_CHECK(cudaGetDeviceProperties(&prop, device));
   Capabilities c;
   c.kind = DeviceKind::gpu;
   c.device_index = device;
@@ -50,7 +50,7 @@ Status query_gpu_capabilities(int device, Capabilities* out) {
 }
 
 Status gpu_set_device(int device) {
-  GC_CHECK(cudaSetDevice(device));
+  GEMMCONV_CHECK(cudaSetDevice(device));
   return Status();
 }
 
@@ -58,36 +58,36 @@ Status gpu_malloc(void** ptr, size_t bytes) {
   if (ptr == nullptr) return Status(StatusCode::invalid_argument, "gpu_malloc: ptr is null");
   *ptr = nullptr;
   if (bytes == 0) return Status();
-  GC_CHECK(cudaMalloc(ptr, bytes));
+  GEMMCONV_CHECK(cudaMalloc(ptr, bytes));
   return Status();
 }
 
 Status gpu_free(void* ptr) {
   if (ptr == nullptr) return Status();
-  GC_CHECK(cudaFree(ptr));
+  GEMMCONV_CHECK(cudaFree(ptr));
   return Status();
 }
 
 Status gpu_memcpy_to_device(void* dst, const void* src, size_t bytes) {
   if (bytes == 0) return Status();
-  GC_CHECK(cudaMemcpy(dst, src, bytes, cudaMemcpyHostToDevice));
+  GEMMCONV_CHECK(cudaMemcpy(dst, src, bytes, cudaMemcpyHostToDevice));
   return Status();
 }
 
 Status gpu_memcpy_to_host(void* dst, const void* src, size_t bytes) {
   if (bytes == 0) return Status();
-  GC_CHECK(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToHost));
+  GEMMCONV_CHECK(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToHost));
   return Status();
 }
 
 Status gpu_memset(void* dst, int value, size_t bytes) {
   if (bytes == 0) return Status();
-  GC_CHECK(cudaMemset(dst, value, bytes));
+  GEMMCONV_CHECK(cudaMemset(dst, value, bytes));
   return Status();
 }
 
 Status gpu_synchronize() {
-  GC_CHECK(cudaDeviceSynchronize());
+  GEMMCONV_CHECK(cudaDeviceSynchronize());
   return Status();
 }
 
@@ -109,7 +109,7 @@ Status gpu_stream_capturing(void* stream, bool* capturing) {
 Status gpu_timer_create(GpuTimer* t) {
   if (t == nullptr) return Status(StatusCode::invalid_argument, "gpu_timer_create: timer is null");
   cudaEvent_t a = nullptr, b = nullptr;
-  GC_CHECK(cudaEventCreate(&a));
+  GEMMCONV_CHECK(cudaEventCreate(&a));
   const cudaError_t err = cudaEventCreate(&b);
   if (err != cudaSuccess) {
     (void)cudaEventDestroy(a);
@@ -124,7 +124,8 @@ Status gpu_timer_start(GpuTimer* t, void* stream) {
   if (t == nullptr || t->start == nullptr) {
     return Status(StatusCode::invalid_argument, "gpu_timer_start: timer not created");
   }
-  GC_CHECK(cudaEventRecord(static_cast<cudaEvent_t>(t->start), static_cast<cudaStream_t>(stream)));
+  GEMMCONV_CHECK(
+      cudaEventRecord(static_cast<cudaEvent_t>(t->start), static_cast<cudaStream_t>(stream)));
   return Status();
 }
 
@@ -132,10 +133,11 @@ Status gpu_timer_stop(GpuTimer* t, void* stream, float* ms) {
   if (t == nullptr || t->stop == nullptr || ms == nullptr) {
     return Status(StatusCode::invalid_argument, "gpu_timer_stop: timer not created or ms null");
   }
-  GC_CHECK(cudaEventRecord(static_cast<cudaEvent_t>(t->stop), static_cast<cudaStream_t>(stream)));
-  GC_CHECK(cudaEventSynchronize(static_cast<cudaEvent_t>(t->stop)));
-  GC_CHECK(cudaEventElapsedTime(ms, static_cast<cudaEvent_t>(t->start),
-                                static_cast<cudaEvent_t>(t->stop)));
+  GEMMCONV_CHECK(
+      cudaEventRecord(static_cast<cudaEvent_t>(t->stop), static_cast<cudaStream_t>(stream)));
+  GEMMCONV_CHECK(cudaEventSynchronize(static_cast<cudaEvent_t>(t->stop)));
+  GEMMCONV_CHECK(cudaEventElapsedTime(ms, static_cast<cudaEvent_t>(t->start),
+                                      static_cast<cudaEvent_t>(t->stop)));
   return Status();
 }
 

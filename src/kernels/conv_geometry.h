@@ -14,7 +14,7 @@ namespace gemmconv {
 // The input position that output position `o` reads through tap `t` along one dimension; it may
 // fall outside the input (into the padding).
 template <class I>
-GC_HD inline I tap_input(I o, I t, I pad, I dil, I stride) {
+GEMMCONV_HD inline I tap_input(I o, I t, I pad, I dil, I stride) {
   return o * stride - pad + t * dil;
 }
 
@@ -22,7 +22,7 @@ GC_HD inline I tap_input(I o, I t, I pad, I dil, I stride) {
 // when none does. kStride > 0 is the stride known at compile time (the division becomes a shift);
 // otherwise the run-time `stride` is used, with the division skipped at stride 1.
 template <int kStride = 0, class I>
-GC_HD inline I tap_output(I ip, I t, I pad, I dil, I stride, I out) {
+GEMMCONV_HD inline I tap_output(I ip, I t, I pad, I dil, I stride, I out) {
   const I num = ip + pad - t * dil;
   if (num < 0) return -1;
   const I s = kStride > 0 ? static_cast<I>(kStride) : stride;
@@ -63,15 +63,15 @@ struct ConvGeo {
     return r;
   }
 
-  GC_HD I x_off(I i, I ch, I d0, I d1, I d2) const {
+  GEMMCONV_HD I x_off(I i, I ch, I d0, I d1, I d2) const {
     const I pix = (d0 * in[1] + d1) * in[2] + d2;
     return cl ? (i * in_pix + pix) * c + ch : (i * c + ch) * in_pix + pix;
   }
-  GC_HD I y_off(I i, I ch, I o0, I o1, I o2) const {
+  GEMMCONV_HD I y_off(I i, I ch, I o0, I o1, I o2) const {
     const I pix = (o0 * out[1] + o1) * out[2] + o2;
     return cl ? (i * out_pix + pix) * k + ch : (i * k + ch) * out_pix + pix;
   }
-  GC_HD I w_off(I kk, I ch, I t0, I t1, I t2) const {
+  GEMMCONV_HD I w_off(I kk, I ch, I t0, I t1, I t2) const {
     const I tap = (t0 * filt[1] + t1) * filt[2] + t2;
     return cl ? (kk * filt_pix + tap) * cg + ch : (kk * cg + ch) * filt_pix + tap;
   }
@@ -79,11 +79,11 @@ struct ConvGeo {
 
 // The same along dimension d of a kernel geometry.
 template <class I>
-GC_HD inline I tap_input(const ConvGeo<I>& g, int d, I o, I t) {
+GEMMCONV_HD inline I tap_input(const ConvGeo<I>& g, int d, I o, I t) {
   return tap_input<I>(o, t, g.pad[d], g.dil[d], g.stride[d]);
 }
 template <int kStride = 0, class I>
-GC_HD inline I tap_output(const ConvGeo<I>& g, int d, I ip, I t) {
+GEMMCONV_HD inline I tap_output(const ConvGeo<I>& g, int d, I ip, I t) {
   return tap_output<kStride, I>(ip, t, g.pad[d], g.dil[d], g.stride[d], g.out[d]);
 }
 

@@ -81,14 +81,14 @@ Status unsupported_gpu(const char* op) {
 }  // namespace
 
 #ifdef GEMMCONV_WITH_GPU
-#define GC_OPS_DISPATCH(op, ...) \
+#define GEMMCONV_OPS_DISPATCH(op, ...) \
   return ctx.caps->kind == DeviceKind::gpu ? gpu_ops::op(__VA_ARGS__) : cpu_ops::op(__VA_ARGS__)
 #else
-#define GC_OPS_DISPATCH(op, ...) \
+#define GEMMCONV_OPS_DISPATCH(op, ...) \
   return ctx.caps->kind == DeviceKind::gpu ? unsupported_gpu(#op) : cpu_ops::op(__VA_ARGS__)
 #endif
 
-#define GC_TRY(expr)                 \
+#define GEMMCONV_TRY(expr)           \
   do {                               \
     Status gc_st_ = (expr);          \
     if (!gc_st_.ok()) return gc_st_; \
@@ -96,87 +96,87 @@ Status unsupported_gpu(const char* op) {
 
 Status im2col(const ExecContext& ctx, const ConvShape& s, const void* x, void* col, int64_t n0,
               int64_t nb, const ColStrides& cs) {
-  GC_TRY(check_ctx("im2col", ctx));
-  GC_TRY(check_cols("im2col", s, x, col, n0, nb, cs));
-  GC_OPS_DISPATCH(im2col, ctx, s, x, col, n0, nb, cs);
+  GEMMCONV_TRY(check_ctx("im2col", ctx));
+  GEMMCONV_TRY(check_cols("im2col", s, x, col, n0, nb, cs));
+  GEMMCONV_OPS_DISPATCH(im2col, ctx, s, x, col, n0, nb, cs);
 }
 
 Status col2im(const ExecContext& ctx, const ConvShape& s, const void* col, void* x, int64_t n0,
               int64_t nb, const ColStrides& cs) {
-  GC_TRY(check_ctx("col2im", ctx));
-  GC_TRY(check_cols("col2im", s, x, col, n0, nb, cs));
-  GC_OPS_DISPATCH(col2im, ctx, s, col, x, n0, nb, cs);
+  GEMMCONV_TRY(check_ctx("col2im", ctx));
+  GEMMCONV_TRY(check_cols("col2im", s, x, col, n0, nb, cs));
+  GEMMCONV_OPS_DISPATCH(col2im, ctx, s, col, x, n0, nb, cs);
 }
 
 Status permute_021(const ExecContext& ctx, DataType t, const void* src, void* dst, int64_t a,
                    int64_t b, int64_t c) {
-  GC_TRY(check_ctx("permute_021", ctx));
-  GC_TRY(check_count("permute_021", "a", a));
-  GC_TRY(check_count("permute_021", "b", b));
-  GC_TRY(check_count("permute_021", "c", c));
-  GC_TRY(check_ptr("permute_021", "src", src, a * b * c));
-  GC_TRY(check_ptr("permute_021", "dst", dst, a * b * c));
-  GC_OPS_DISPATCH(permute_021, ctx, t, src, dst, a, b, c);
+  GEMMCONV_TRY(check_ctx("permute_021", ctx));
+  GEMMCONV_TRY(check_count("permute_021", "a", a));
+  GEMMCONV_TRY(check_count("permute_021", "b", b));
+  GEMMCONV_TRY(check_count("permute_021", "c", c));
+  GEMMCONV_TRY(check_ptr("permute_021", "src", src, a * b * c));
+  GEMMCONV_TRY(check_ptr("permute_021", "dst", dst, a * b * c));
+  GEMMCONV_OPS_DISPATCH(permute_021, ctx, t, src, dst, a, b, c);
 }
 
 Status bias_add(const ExecContext& ctx, DataType t, Layout layout, void* y, const void* bias,
                 int64_t n, int64_t channels, int64_t pixels) {
-  GC_TRY(check_ctx("bias_add", ctx));
-  GC_TRY(check_count("bias_add", "n", n));
-  GC_TRY(check_count("bias_add", "channels", channels));
-  GC_TRY(check_count("bias_add", "pixels", pixels));
-  GC_TRY(check_ptr("bias_add", "y", y, n * channels * pixels));
-  GC_TRY(check_ptr("bias_add", "bias", bias, n * pixels > 0 ? channels : 0));
-  GC_OPS_DISPATCH(bias_add, ctx, t, layout, y, bias, n, channels, pixels);
+  GEMMCONV_TRY(check_ctx("bias_add", ctx));
+  GEMMCONV_TRY(check_count("bias_add", "n", n));
+  GEMMCONV_TRY(check_count("bias_add", "channels", channels));
+  GEMMCONV_TRY(check_count("bias_add", "pixels", pixels));
+  GEMMCONV_TRY(check_ptr("bias_add", "y", y, n * channels * pixels));
+  GEMMCONV_TRY(check_ptr("bias_add", "bias", bias, n * pixels > 0 ? channels : 0));
+  GEMMCONV_OPS_DISPATCH(bias_add, ctx, t, layout, y, bias, n, channels, pixels);
 }
 
 Status bias_grad(const ExecContext& ctx, DataType t, Layout layout, const void* dy, void* db,
                  int64_t n, int64_t channels, int64_t pixels) {
-  GC_TRY(check_ctx("bias_grad", ctx));
-  GC_TRY(check_count("bias_grad", "n", n));
-  GC_TRY(check_count("bias_grad", "channels", channels));
-  GC_TRY(check_count("bias_grad", "pixels", pixels));
-  GC_TRY(check_ptr("bias_grad", "dy", dy, n * channels * pixels));
-  GC_TRY(check_ptr("bias_grad", "db", db, channels));
-  GC_OPS_DISPATCH(bias_grad, ctx, t, layout, dy, db, n, channels, pixels);
+  GEMMCONV_TRY(check_ctx("bias_grad", ctx));
+  GEMMCONV_TRY(check_count("bias_grad", "n", n));
+  GEMMCONV_TRY(check_count("bias_grad", "channels", channels));
+  GEMMCONV_TRY(check_count("bias_grad", "pixels", pixels));
+  GEMMCONV_TRY(check_ptr("bias_grad", "dy", dy, n * channels * pixels));
+  GEMMCONV_TRY(check_ptr("bias_grad", "db", db, channels));
+  GEMMCONV_OPS_DISPATCH(bias_grad, ctx, t, layout, dy, db, n, channels, pixels);
 }
 
 Status reference_conv(const ExecContext& ctx, const ConvShape& s, Direction regular,
                       const ConvTensors& t) {
-  GC_TRY(check_ctx("reference_conv", ctx));
-  GC_TRY(check_shape("reference_conv", s));
+  GEMMCONV_TRY(check_ctx("reference_conv", ctx));
+  GEMMCONV_TRY(check_shape("reference_conv", s));
   if (regular != Direction::forward && regular != Direction::backward_data &&
       regular != Direction::backward_weight) {
     return bad("reference_conv",
                "direction " + std::to_string(static_cast<int>(regular)) + " is not a regular pass");
   }
-  GC_TRY(check_ptr("reference_conv", "x", t.x, s.x_elements()));
-  GC_TRY(check_ptr("reference_conv", "w", t.w, s.w_elements()));
-  GC_TRY(check_ptr("reference_conv", "y", t.y, s.y_elements()));
-  GC_OPS_DISPATCH(reference_conv, ctx, s, regular, t);
+  GEMMCONV_TRY(check_ptr("reference_conv", "x", t.x, s.x_elements()));
+  GEMMCONV_TRY(check_ptr("reference_conv", "w", t.w, s.w_elements()));
+  GEMMCONV_TRY(check_ptr("reference_conv", "y", t.y, s.y_elements()));
+  GEMMCONV_OPS_DISPATCH(reference_conv, ctx, s, regular, t);
 }
 
 Status accumulate(const ExecContext& ctx, DataType t, const void* src, void* acc, int64_t count,
                   bool first) {
-  GC_TRY(check_ctx("accumulate", ctx));
-  GC_TRY(check_count("accumulate", "count", count));
-  GC_TRY(check_ptr("accumulate", "src", src, count));
-  GC_TRY(check_ptr("accumulate", "acc", acc, count));
-  GC_OPS_DISPATCH(accumulate, ctx, t, src, acc, count, first);
+  GEMMCONV_TRY(check_ctx("accumulate", ctx));
+  GEMMCONV_TRY(check_count("accumulate", "count", count));
+  GEMMCONV_TRY(check_ptr("accumulate", "src", src, count));
+  GEMMCONV_TRY(check_ptr("accumulate", "acc", acc, count));
+  GEMMCONV_OPS_DISPATCH(accumulate, ctx, t, src, acc, count, first);
 }
 
 Status narrow(const ExecContext& ctx, DataType t, const void* acc, void* dst, int64_t count) {
-  GC_TRY(check_ctx("narrow", ctx));
-  GC_TRY(check_count("narrow", "count", count));
-  GC_TRY(check_ptr("narrow", "acc", acc, count));
-  GC_TRY(check_ptr("narrow", "dst", dst, count));
-  GC_OPS_DISPATCH(narrow, ctx, t, acc, dst, count);
+  GEMMCONV_TRY(check_ctx("narrow", ctx));
+  GEMMCONV_TRY(check_count("narrow", "count", count));
+  GEMMCONV_TRY(check_ptr("narrow", "acc", acc, count));
+  GEMMCONV_TRY(check_ptr("narrow", "dst", dst, count));
+  GEMMCONV_OPS_DISPATCH(narrow, ctx, t, acc, dst, count);
 }
 
 Status fill_zero(const ExecContext& ctx, void* dst, size_t bytes) {
-  GC_TRY(check_ctx("fill_zero", ctx));
+  GEMMCONV_TRY(check_ctx("fill_zero", ctx));
   if (dst == nullptr && bytes > 0) return bad("fill_zero", "dst is null");
-  GC_OPS_DISPATCH(fill_zero, ctx, dst, bytes);
+  GEMMCONV_OPS_DISPATCH(fill_zero, ctx, dst, bytes);
 }
 
 }  // namespace ops

@@ -291,7 +291,7 @@ Status run_cols(const ExecContext& ctx, const ConvShape& s, const void* src, voi
               <<<l.grid, l.block, 0, stream_of(ctx)>>>(g, x, col, in0, inb, static_cast<I>(cs.n),
                                                        static_cast<I>(cs.c), static_cast<I>(cs.f));
         }
-        GC_CHECK_LAUNCH("im2col kernel");
+        GEMMCONV_CHECK_LAUNCH("im2col kernel");
       } else {
         const T* col = static_cast<const T*>(src);
         T* x = static_cast<T*>(dst);
@@ -305,7 +305,7 @@ Status run_cols(const ExecContext& ctx, const ConvShape& s, const void* src, voi
               <<<l.grid, l.block, 0, stream_of(ctx)>>>(g, col, x, in0, inb, static_cast<I>(cs.n),
                                                        static_cast<I>(cs.c), static_cast<I>(cs.f));
         }
-        GC_CHECK_LAUNCH("col2im kernel");
+        GEMMCONV_CHECK_LAUNCH("col2im kernel");
       }
       return Status();
     });
@@ -506,7 +506,7 @@ Status permute_021(const ExecContext& ctx, DataType t, const void* src, void* ds
         permute_021_kernel<T, I><<<grid_1d(ctx, total, kBlock), kBlock, 0, stream_of(ctx)>>>(
             sp, dp, static_cast<I>(a), static_cast<I>(b), static_cast<I>(c));
       }
-      GC_CHECK_LAUNCH("permute_021 kernel");
+      GEMMCONV_CHECK_LAUNCH("permute_021 kernel");
       return Status();
     });
   });
@@ -523,7 +523,7 @@ Status bias_add(const ExecContext& ctx, DataType t, Layout layout, void* y, cons
       bias_add_kernel<T, I><<<grid_1d(ctx, total, kBlock), kBlock, 0, stream_of(ctx)>>>(
           static_cast<T*>(y), static_cast<const T*>(bias), static_cast<I>(total),
           static_cast<I>(channels), static_cast<I>(pixels), layout == Layout::channels_last);
-      GC_CHECK_LAUNCH("bias_add kernel");
+      GEMMCONV_CHECK_LAUNCH("bias_add kernel");
       return Status();
     });
   });
@@ -554,7 +554,7 @@ Status bias_grad(const ExecContext& ctx, DataType t, Layout layout, const void* 
             <<<static_cast<unsigned>(blocks), kBlock, sizeof(A) * kBlock, stream_of(ctx)>>>(
                 g, out, static_cast<I>(n), static_cast<I>(channels), static_cast<I>(pixels));
       }
-      GC_CHECK_LAUNCH("bias_grad kernel");
+      GEMMCONV_CHECK_LAUNCH("bias_grad kernel");
       return Status();
     });
   });
@@ -584,7 +584,7 @@ Status reference_conv(const ExecContext& ctx, const ConvShape& s, Direction regu
       } else {
         ref_backward_weight_kernel<T, I><<<grid, kBlock, 0, stream_of(ctx)>>>(g, x, y, w, n);
       }
-      GC_CHECK_LAUNCH("reference_conv kernel");
+      GEMMCONV_CHECK_LAUNCH("reference_conv kernel");
       return Status();
     });
   });
@@ -600,7 +600,7 @@ Status accumulate(const ExecContext& ctx, DataType t, const void* src, void* acc
       using I = typename decltype(itag)::type;
       accumulate_kernel<T, I><<<grid_1d(ctx, count, kBlock), kBlock, 0, stream_of(ctx)>>>(
           static_cast<const T*>(src), static_cast<A*>(acc), static_cast<I>(count), first);
-      GC_CHECK_LAUNCH("accumulate kernel");
+      GEMMCONV_CHECK_LAUNCH("accumulate kernel");
       return Status();
     });
   });
@@ -615,7 +615,7 @@ Status narrow(const ExecContext& ctx, DataType t, const void* acc, void* dst, in
       using I = typename decltype(itag)::type;
       narrow_kernel<T, I><<<grid_1d(ctx, count, kBlock), kBlock, 0, stream_of(ctx)>>>(
           static_cast<const A*>(acc), static_cast<T*>(dst), static_cast<I>(count));
-      GC_CHECK_LAUNCH("narrow kernel");
+      GEMMCONV_CHECK_LAUNCH("narrow kernel");
       return Status();
     });
   });
@@ -623,7 +623,7 @@ Status narrow(const ExecContext& ctx, DataType t, const void* acc, void* dst, in
 
 Status fill_zero(const ExecContext& ctx, void* dst, size_t bytes) {
   if (bytes == 0) return Status();
-  GC_CHECK(cudaMemsetAsync(dst, 0, bytes, stream_of(ctx)));
+  GEMMCONV_CHECK(cudaMemsetAsync(dst, 0, bytes, stream_of(ctx)));
   return Status();
 }
 

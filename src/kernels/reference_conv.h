@@ -11,7 +11,7 @@ namespace gemmconv {
 // One element of each reference pass, summed in a fixed order. `idx` is the element's offset in
 // the written tensor (y, x or w), in that tensor's layout.
 template <class T, class I>
-GC_HD inline T ref_forward_elem(const ConvGeo<I>& g, const T* x, const T* w, I idx) {
+GEMMCONV_HD inline T ref_forward_elem(const ConvGeo<I>& g, const T* x, const T* w, I idx) {
   using A = typename Elem<T>::acc;
   I i, kk, o0, o1, o2, pix;
   if (g.cl) {
@@ -56,7 +56,7 @@ GC_HD inline T ref_forward_elem(const ConvGeo<I>& g, const T* x, const T* w, I i
 }
 
 template <class T, class I>
-GC_HD inline T ref_backward_data_elem(const ConvGeo<I>& g, const T* y, const T* w, I idx) {
+GEMMCONV_HD inline T ref_backward_data_elem(const ConvGeo<I>& g, const T* y, const T* w, I idx) {
   using A = typename Elem<T>::acc;
   I i, ch, pix;
   if (g.cl) {
@@ -97,7 +97,7 @@ GC_HD inline T ref_backward_data_elem(const ConvGeo<I>& g, const T* y, const T* 
 }
 
 template <class T, class I>
-GC_HD inline T ref_backward_weight_elem(const ConvGeo<I>& g, const T* x, const T* y, I idx) {
+GEMMCONV_HD inline T ref_backward_weight_elem(const ConvGeo<I>& g, const T* x, const T* y, I idx) {
   using A = typename Elem<T>::acc;
   I kk, cgi, tap;
   if (g.cl) {

@@ -626,7 +626,7 @@ Status forward_or_data(const ExecContext& ctx, const ConvShape& s, bool fwd, con
         launch_staged<T, I, decltype(kf)::value, decltype(kr)::value, decltype(ks)::value>(
             ctx, g, p, src, w, dst);
       });
-      GC_CHECK_LAUNCH("depthwise staged kernel");
+      GEMMCONV_CHECK_LAUNCH("depthwise staged kernel");
       return Status();
     }
   } else {
@@ -648,7 +648,7 @@ Status forward_or_data(const ExecContext& ctx, const ConvShape& s, bool fwd, con
         launch_channels_last<T, I, decltype(kf)::value, decltype(kr)::value, decltype(ks)::value>(
             ctx, g, grid, block, smem, src, w, dst, fp);
       });
-      GC_CHECK_LAUNCH("depthwise channels-last kernel");
+      GEMMCONV_CHECK_LAUNCH("depthwise channels-last kernel");
       return Status();
     }
   }
@@ -662,7 +662,7 @@ Status forward_or_data(const ExecContext& ctx, const ConvShape& s, bool fwd, con
     direct_backward_data<T, I>
         <<<grid, kTileThreads, 0, stream_of(ctx)>>>(g, src, w, dst, static_cast<I>(total));
   }
-  GC_CHECK_LAUNCH("depthwise direct kernel");
+  GEMMCONV_CHECK_LAUNCH("depthwise direct kernel");
   return Status();
 }
 
@@ -695,13 +695,13 @@ Status weight_grad(const ExecContext& ctx, const ConvShape& s, const T* x, const
   } else {
     launch_weight_grad<T, I, 27>(ctx, s, g, x, y, w, partial, split.splits);
   }
-  GC_CHECK_LAUNCH("depthwise weight-gradient kernel");
+  GEMMCONV_CHECK_LAUNCH("depthwise weight-gradient kernel");
   if (split.splits > 1) {
     const int64_t kF = s.k * s.filt_pixels();
     weight_grad_finish<T, I>
         <<<grid_for(ctx, ceil_div(kF, kTileThreads), 32), kTileThreads, 0, stream_of(ctx)>>>(
             partial, w, static_cast<I>(kF), static_cast<I>(split.splits));
-    GC_CHECK_LAUNCH("depthwise weight-gradient finish kernel");
+    GEMMCONV_CHECK_LAUNCH("depthwise weight-gradient finish kernel");
   }
   return Status();
 }

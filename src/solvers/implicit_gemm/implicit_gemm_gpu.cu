@@ -387,7 +387,7 @@ Status launch_typed(const ExecContext& ctx, const ConvShape& s, Direction d, con
   const dim3 grid(static_cast<unsigned>(mt), static_cast<unsigned>(nt), static_cast<unsigned>(s.g));
   implicit_gemm_kernel<T, I, BM, BN>
       <<<grid, kThreads, 0, static_cast<cudaStream_t>(ctx.stream)>>>(p, a, b, out);
-  GC_CHECK_LAUNCH("implicit_gemm_kernel");
+  GEMMCONV_CHECK_LAUNCH("implicit_gemm_kernel");
   return Status::success();
 }
 

@@ -100,7 +100,7 @@ Status filter(const ExecContext& ctx, const Plan& p, const void* w, void* u) {
         filter_kernel<Tl::kAlphaH, Tl::kAlphaW, T, I>
             <<<grid_for(ctx, items), kThreads, 0, stream_of(ctx)>>>(
                 q, static_cast<const T*>(w), static_cast<T*>(u), static_cast<I>(items));
-        GC_CHECK_LAUNCH("winograd filter transform");
+        GEMMCONV_CHECK_LAUNCH("winograd filter transform");
         return Status::success();
       });
     });
@@ -120,7 +120,7 @@ Status input(const ExecContext& ctx, const Plan& p, const void* src, void* buf, 
         input_kernel<Tl::kAlphaH, Tl::kAlphaW, T, I>
             <<<grid_for(ctx, items), kThreads, 0, stream_of(ctx)>>>(
                 q, static_cast<const T*>(src), static_cast<T*>(buf), static_cast<I>(items));
-        GC_CHECK_LAUNCH("winograd input transform");
+        GEMMCONV_CHECK_LAUNCH("winograd input transform");
         return Status::success();
       });
     });
@@ -140,7 +140,7 @@ Status output(const ExecContext& ctx, const Plan& p, const void* buf, void* dst,
         output_kernel<Tl::kAlphaH, Tl::kAlphaW, T, I>
             <<<grid_for(ctx, items), kThreads, 0, stream_of(ctx)>>>(
                 q, static_cast<const T*>(buf), static_cast<T*>(dst), static_cast<I>(items));
-        GC_CHECK_LAUNCH("winograd output transform");
+        GEMMCONV_CHECK_LAUNCH("winograd output transform");
         return Status::success();
       });
     });

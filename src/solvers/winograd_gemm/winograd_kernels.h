@@ -51,13 +51,13 @@ struct Geo {
 
   // Element offset of (sample i, channel c, plane pl, row h, column w) in a tensor of `ch`
   // channels and extents eh x ew.
-  GC_HD I offset(I i, I c, I pl, I h, I w, I ch, I eh, I ew) const {
+  GEMMCONV_HD I offset(I i, I c, I pl, I h, I w, I ch, I eh, I ew) const {
     return cl ? (((i * planes + pl) * eh + h) * ew + w) * ch + c
               : (((i * ch + c) * planes + pl) * eh + h) * ew + w;
   }
 
   // The sample, plane and tile coordinates of chunk row r.
-  GC_HD void tile_of(I r, I* i, I* pl, I* ty, I* tx) const {
+  GEMMCONV_HD void tile_of(I r, I* i, I* pl, I* ty, I* tx) const {
     I q = r0 + r;
     *tx = q % tiles_w;
     q /= tiles_w;
@@ -72,14 +72,14 @@ struct Geo {
 // buffer is at ((xi * g + grp) * rows + r) * chg + cl, of a channel-major [T][g][chg][rows]
 // buffer at ((xi * g + grp) * chg + cl) * rows + r; consecutive points are `point_stride` apart.
 template <class I>
-GC_HD inline I buf_offset(const Geo<I>& q, I grp, I r, I cl, I chg) {
+GEMMCONV_HD inline I buf_offset(const Geo<I>& q, I grp, I r, I cl, I chg) {
   return q.cm ? (grp * chg + cl) * q.rows + r : (grp * q.rows + r) * chg + cl;
 }
 
 // Source tile (chunk row r, source channel c) -> its kAH * kAW transform-domain values v.
 template <int kAH, int kAW, class T, class I>
-GC_HD inline void input_tile(const Geo<I>& q, const T* __restrict__ src, I r, I c,
-                             typename Elem<T>::acc* v) {
+GEMMCONV_HD inline void input_tile(const Geo<I>& q, const T* __restrict__ src, I r, I c,
+                                   typename Elem<T>::acc* v) {
   using A = typename Elem<T>::acc;
   using Tl = Tile<kAH, kAW>;
   I i, pl, ty, tx;
@@ -104,19 +104,19 @@ GC_HD inline void input_tile(const Geo<I>& q, const T* __restrict__ src, I r, I 
 // Where (chunk row r, channel c of a tensor with chg channels per group) lives in a
 // [T][g][rows][chg] buffer, for point 0; point t is t * point_stride further.
 template <class I>
-GC_HD inline I row_offset(const Geo<I>& q, I r, I c, I chg) {
+GEMMCONV_HD inline I row_offset(const Geo<I>& q, I r, I c, I chg) {
   const I grp = c / chg;
   return buf_offset(q, grp, r, c - grp * chg, chg);
 }
 template <class I>
-GC_HD inline I point_stride(const Geo<I>& q, I chg) {
+GEMMCONV_HD inline I point_stride(const Geo<I>& q, I chg) {
   return q.g * q.rows * chg;
 }
 
 // Source tile (chunk row r, source channel c) -> transform domain.
 template <int kAH, int kAW, class T, class I>
-GC_HD inline void input_one(const Geo<I>& q, const T* __restrict__ src, T* __restrict__ buf, I r,
-                            I c) {
+GEMMCONV_HD inline void input_one(const Geo<I>& q, const T* __restrict__ src, T* __restrict__ buf,
+                                  I r, I c) {
   using A = typename Elem<T>::acc;
   constexpr int kT = kAH * kAW;
   A v[kT];
@@ -128,8 +128,8 @@ GC_HD inline void input_one(const Geo<I>& q, const T* __restrict__ src, T* __res
 
 // Transform-domain values m (chunk row r, destination channel c) -> destination tile, clipped.
 template <int kAH, int kAW, class T, class I>
-GC_HD inline void output_tile(const Geo<I>& q, const typename Elem<T>::acc* m, T* __restrict__ dst,
-                              I r, I c) {
+GEMMCONV_HD inline void output_tile(const Geo<I>& q, const typename Elem<T>::acc* m,
+                                    T* __restrict__ dst, I r, I c) {
   using A = typename Elem<T>::acc;
   using Tl = Tile<kAH, kAW>;
   A y[Tl::kMH * Tl::kMW];
@@ -151,8 +151,8 @@ GC_HD inline void output_tile(const Geo<I>& q, const typename Elem<T>::acc* m, T
 
 // Transform domain (chunk row r, destination channel c) -> destination tile, clipped.
 template <int kAH, int kAW, class T, class I>
-GC_HD inline void output_one(const Geo<I>& q, const T* __restrict__ buf, T* __restrict__ dst, I r,
-                             I c) {
+GEMMCONV_HD inline void output_one(const Geo<I>& q, const T* __restrict__ buf, T* __restrict__ dst,
+                                   I r, I c) {
   using A = typename Elem<T>::acc;
   constexpr int kT = kAH * kAW;
   const I point = point_stride(q, q.dst_chg);
@@ -166,8 +166,8 @@ GC_HD inline void output_one(const Geo<I>& q, const T* __restrict__ buf, T* __re
 // Forward: U[xi][grp][c][kk] from w[grp * kg + kk][c]; backward: from the flipped
 // w[grp * kg + kk][c] (the GEMM reads U transposed).
 template <int kAH, int kAW, class T, class I>
-GC_HD inline void filter_tile(const Geo<I>& q, const T* __restrict__ w, I grp, I c, I kk,
-                              typename Elem<T>::acc* uv) {
+GEMMCONV_HD inline void filter_tile(const Geo<I>& q, const T* __restrict__ w, I grp, I c, I kk,
+                                    typename Elem<T>::acc* uv) {
   using A = typename Elem<T>::acc;
   using Tl = Tile<kAH, kAW>;
   constexpr int kTaps = Tl::kRH * Tl::kRW;
@@ -182,17 +182,17 @@ GC_HD inline void filter_tile(const Geo<I>& q, const T* __restrict__ w, I grp, I
 }
 
 template <class I>
-GC_HD inline I filter_offset(const Geo<I>& q, I grp, I c, I kk) {
+GEMMCONV_HD inline I filter_offset(const Geo<I>& q, I grp, I c, I kk) {
   return (grp * q.cg + c) * q.kg + kk;
 }
 template <class I>
-GC_HD inline I filter_point_stride(const Geo<I>& q) {
+GEMMCONV_HD inline I filter_point_stride(const Geo<I>& q) {
   return q.g * q.cg * q.kg;
 }
 
 template <int kAH, int kAW, class T, class I>
-GC_HD inline void filter_one(const Geo<I>& q, const T* __restrict__ w, T* __restrict__ u, I grp,
-                             I c, I kk) {
+GEMMCONV_HD inline void filter_one(const Geo<I>& q, const T* __restrict__ w, T* __restrict__ u,
+                                   I grp, I c, I kk) {
   using A = typename Elem<T>::acc;
   constexpr int kT = kAH * kAW;
   A uv[kT];

@@ -24,17 +24,17 @@ struct Axis<1> {
   static constexpr int kM = 1;
   static constexpr int kR = 1;
   template <class A>
-  GC_HD static void input(const A* d, int ds, A* v, int vs) {
+  GEMMCONV_HD static void input(const A* d, int ds, A* v, int vs) {
     v[0] = d[0 * ds];
     (void)vs;
   }
   template <class A>
-  GC_HD static void filter(const A* g, int gs, A* u, int us) {
+  GEMMCONV_HD static void filter(const A* g, int gs, A* u, int us) {
     u[0] = g[0 * gs];
     (void)us;
   }
   template <class A>
-  GC_HD static void output(const A* m, int ms, A* y, int ys) {
+  GEMMCONV_HD static void output(const A* m, int ms, A* y, int ys) {
     y[0] = m[0 * ms];
     (void)ys;
   }
@@ -46,7 +46,7 @@ struct Axis<4> {
   static constexpr int kM = 2;
   static constexpr int kR = 3;
   template <class A>
-  GC_HD static void input(const A* d, int ds, A* v, int vs) {
+  GEMMCONV_HD static void input(const A* d, int ds, A* v, int vs) {
     const A d0 = d[0], d1 = d[ds], d2 = d[2 * ds], d3 = d[3 * ds];
     v[0] = d0 - d2;
     v[vs] = d1 + d2;
@@ -54,7 +54,7 @@ struct Axis<4> {
     v[3 * vs] = d1 - d3;
   }
   template <class A>
-  GC_HD static void filter(const A* g, int gs, A* u, int us) {
+  GEMMCONV_HD static void filter(const A* g, int gs, A* u, int us) {
     const A g0 = g[0], g1 = g[gs], g2 = g[2 * gs];
     const A h = A(0.5);
     u[0] = g0;
@@ -63,7 +63,7 @@ struct Axis<4> {
     u[3 * us] = g2;
   }
   template <class A>
-  GC_HD static void output(const A* m, int ms, A* y, int ys) {
+  GEMMCONV_HD static void output(const A* m, int ms, A* y, int ys) {
     const A m0 = m[0], m1 = m[ms], m2 = m[2 * ms], m3 = m[3 * ms];
     y[0] = m0 + m1 + m2;
     y[ys] = m1 - m2 - m3;
@@ -76,7 +76,7 @@ struct Axis<6> {
   static constexpr int kM = 4;
   static constexpr int kR = 3;
   template <class A>
-  GC_HD static void input(const A* d, int ds, A* v, int vs) {
+  GEMMCONV_HD static void input(const A* d, int ds, A* v, int vs) {
     const A d0 = d[0], d1 = d[ds], d2 = d[2 * ds], d3 = d[3 * ds], d4 = d[4 * ds], d5 = d[5 * ds];
     const A four = A(4), five = A(5), two = A(2);
     v[0] = four * d0 - five * d2 + d4;
@@ -87,7 +87,7 @@ struct Axis<6> {
     v[5 * vs] = four * d1 - five * d3 + d5;
   }
   template <class A>
-  GC_HD static void filter(const A* g, int gs, A* u, int us) {
+  GEMMCONV_HD static void filter(const A* g, int gs, A* u, int us) {
     const A g0 = g[0], g1 = g[gs], g2 = g[2 * gs];
     const A sixth = A(1) / A(6), twelfth = A(1) / A(12), quarter = A(0.25);
     const A a = g0 + g2;
@@ -100,7 +100,7 @@ struct Axis<6> {
     u[5 * us] = g2;
   }
   template <class A>
-  GC_HD static void output(const A* m, int ms, A* y, int ys) {
+  GEMMCONV_HD static void output(const A* m, int ms, A* y, int ys) {
     const A m0 = m[0], m1 = m[ms], m2 = m[2 * ms], m3 = m[3 * ms], m4 = m[4 * ms], m5 = m[5 * ms];
     const A s12 = m1 + m2, d12 = m1 - m2, s34 = m3 + m4, d34 = m3 - m4;
     y[0] = m0 + s12 + s34;
@@ -122,21 +122,21 @@ struct Tile {
 
   // d [kAH][kAW] -> v [kAH][kAW].
   template <class A>
-  GC_HD static void input(const A* d, A* v) {
+  GEMMCONV_HD static void input(const A* d, A* v) {
     A t[kT];
     for (int a = 0; a < kAH; ++a) W::input(d + a * kAW, 1, t + a * kAW, 1);
     for (int b = 0; b < kAW; ++b) H::input(t + b, kAW, v + b, kAW);
   }
   // g [kRH][kRW] -> u [kAH][kAW].
   template <class A>
-  GC_HD static void filter(const A* g, A* u) {
+  GEMMCONV_HD static void filter(const A* g, A* u) {
     A t[kRH * kAW];
     for (int a = 0; a < kRH; ++a) W::filter(g + a * kRW, 1, t + a * kAW, 1);
     for (int b = 0; b < kAW; ++b) H::filter(t + b, kAW, u + b, kAW);
   }
   // m [kAH][kAW] -> y [kMH][kMW].
   template <class A>
-  GC_HD static void output(const A* m, A* y) {
+  GEMMCONV_HD static void output(const A* m, A* y) {
     A t[kAH * kMW];
     for (int a = 0; a < kAH; ++a) W::output(m + a * kAW, 1, t + a * kMW, 1);
     for (int b = 0; b < kMW; ++b) H::output(t + b, kMW, y + b, kMW);
