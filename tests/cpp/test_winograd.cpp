@@ -207,7 +207,7 @@ ConvProblem resnet_layer(const Layer& l, Layout layout, DataType t) {
 TEST(WinogradPlan, ChosenForResNet50Layers) {
   CleanConfig clean;
   std::vector<Capabilities> devices = {cpu_capabilities()};
-  if (gpu_build()) devices.push_back(fake_gpu());
+  if (gpu_support_compiled()) devices.push_back(fake_gpu());
   for (const Capabilities& caps : devices) {
     for (const Layer& l : kResNet50) {
       for (Layout layout : {Layout::contiguous, Layout::channels_last}) {
@@ -231,7 +231,7 @@ TEST(WinogradPlan, ChosenForResNet50Layers) {
 TEST(WinogradPlan, NotPreferredForFewChannels) {
   CleanConfig clean;
   std::vector<Capabilities> devices = {cpu_capabilities()};
-  if (gpu_build()) devices.push_back(fake_gpu());
+  if (gpu_support_compiled()) devices.push_back(fake_gpu());
   for (const Capabilities& caps : devices) {
     const ConvProblem p =
         ProblemBuilder(2).batch(8).channels(8, 8).input({32}).filter({3}).pad({1});

@@ -262,8 +262,8 @@ std::unique_ptr<DeviceEnv> make_cpu_env() {
 }
 
 std::unique_ptr<DeviceEnv> make_gpu_env(std::string* why, bool allow_tf32) {
-  if (!gpu_build() || gpu_device_count() <= 0) {
-    *why = gpu_build() ? "no GPU visible" : "no GPU visible (this build has no GPU support)";
+  if (!gpu_support_compiled() || gpu_device_count() <= 0) {
+    *why = gpu_support_compiled() ? "no GPU visible" : "no GPU visible (this build has no GPU support)";
     return nullptr;
   }
   auto env = std::make_unique<DeviceEnv>();
