@@ -286,7 +286,7 @@ def build_driver(dest_dir, work):
     objdir = os.path.join(work, "obj")
     os.makedirs(objdir, exist_ok=True)
     os.makedirs(dest_dir, exist_ok=True)
-    target = os.path.join(dest_dir, "gemmconv-driver")
+    target = os.path.join(os.path.abspath(dest_dir), "gemmconv-driver")
     objs = [os.path.join(objdir, os.path.relpath(p, ROOT).replace(os.sep, "_") + ".o") for p in srcs]
     ninja = shutil.which("ninja")
     if ninja:
@@ -319,7 +319,7 @@ class BuildExtension(cpp_extension.BuildExtension):
         if os.environ.get("GEMMCONV_NO_DRIVER", "") not in ("", "0"):
             print("gemmconv: GEMMCONV_NO_DRIVER is set: gemmconv-driver not built", file=sys.stderr)
             return
-        dest = os.path.join(os.path.dirname(self.get_ext_fullpath("gemmconv._C")), "bin")
+        dest = os.path.join(os.path.dirname(os.path.abspath(self.get_ext_fullpath("gemmconv._C"))), "bin")
         try:
             what = build_driver(dest, os.path.join(os.path.abspath(self.build_temp), "driver"))
             print("gemmconv: built gemmconv-driver (%s) into %s" % (what, dest), file=sys.stderr)
