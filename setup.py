@@ -244,7 +244,8 @@ def extension():
 # Its GEMM provider is a CBLAS (OpenBLAS, else the reference cblas) when cblas.h and the library link; without
 # one it is built with GEMMCONV_NO_OPENBLAS and runs only the direct solvers, which its --version and --help
 # say. A driver that cannot be built never fails the install: a warning says so and the console script
-# explains how to get one. GEMMCONV_NO_DRIVER=1 skips it. With ninja (a build requirement) the objects are
+# explains how to get one. GEMMCONV_NO_DRIVER=1 skips it; GEMMCONV_DRIVER_NO_BLAS=1 builds it without a CBLAS
+# on purpose. With ninja (a build requirement) the objects are
 # kept under build_temp/driver and only what changed is recompiled.
 
 DRIVER_SOURCES = ["tools/driver/main.cpp", "tools/driver/cli.cpp", "tools/driver/fuzz.cpp",
