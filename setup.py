@@ -237,9 +237,97 @@ def extension():
     return Extension(**args)
 
 
+# ---------------------------------------------------------------------------------------------------------
+# gemmconv-driver, shipped inside the package (gemmconv/bin/gemmconv-driver, run by the `gemmconv-driver`
+# console script, gemmconv/_driver.py). It is the engine without PyTorch: built with the plain C++ compiler
+# from the same sources (cmake/sources.txt: engine, plus tools/driver and tools/harness), for the CPU only.
+# Its GEMM provider is a CBLAS (OpenBLAS, else the reference cblas) when cblas.h and the library link; without
+# one it is built with GEMMCONV_NO_OPENBLAS and runs only the direct solvers, which its --version and --help
+# say. A driver that cannot be built never fails the install: a warning says so and the console script
+# explains how to get one. GEMMCONV_NO_DRIVER=1 skips it; GEMMCONV_DRIVER_NO_BLAS=1 builds it without a CBLAS
+# on purpose. With ninja (a build requirement) the objects are
+# kept under build_temp/driver and only what changed is recompiled.
+
+DRIVER_SOURCES = ["tools/driver/main.cpp", "tools/driver/cli.cpp", "tools/driver/fuzz.cpp",
+                  "tools/harness/tester.cpp"]
+
+
+def _cxx():
+    return shlex.split(os.environ.get("CXX", "c++"))
+
+
+def find_cblas(work):
+    """The libraries (["openblas"], ["cblas"] or ["blas"]) whose cblas_sgemm links with cblas.h, or None."""
+    import subprocess
+
+    os.makedirs(work, exist_ok=True)
+    src = os.path.join(work, "cblas_check.cpp")
+    with open(src, "w") as f:
+        f.write("#include <cblas.h>\nint main() { float a = 0; cblas_sgemm(CblasRowMajor, CblasNoTrans, "
+                "CblasNoTrans, 1, 1, 1, 1.f, &a, 1, &a, 1, 0.f, &a, 1); return 0; }\n")
+    for libs in (["openblas"], ["cblas"], ["blas"]):
+        cmd = _cxx() + [src, "-o", os.path.join(work, "cblas_check")] + ["-l" + l for l in libs]
+        if subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0:
+            return libs
+    return None
+
+
+def build_driver(dest_dir, work):
+    """Builds dest_dir/gemmconv-driver; returns a one-line description of its GEMM provider. Raises on failure."""
+    import shutil
+    import subprocess
+
+    blas = None if os.environ.get("GEMMCONV_DRIVER_NO_BLAS", "") not in ("", "0") else find_cblas(work)
+    cflags = ["-std=c++17", "-O2", "-g0", "-pthread", "-DGEMMCONV_VERSION=\"%s\"" % VERSION]
+    if blas is None:
+        cflags.append("-DGEMMCONV_NO_OPENBLAS")
+    cflags += ["-I" + os.path.join(ROOT, d) for d in ("include", "src", "tools/driver", "tools/harness")]
+    ldflags = ["-pthread"] + ["-l" + l for l in (blas or [])]
+    srcs = [os.path.join(ROOT, p) for p in sources("engine") + DRIVER_SOURCES]
+    objdir = os.path.join(work, "obj")
+    os.makedirs(objdir, exist_ok=True)
+    os.makedirs(dest_dir, exist_ok=True)
+    target = os.path.join(os.path.abspath(dest_dir), "gemmconv-driver")
+    objs = [os.path.join(objdir, os.path.relpath(p, ROOT).replace(os.sep, "_") + ".o") for p in srcs]
+    ninja = shutil.which("ninja")
+    if ninja:
+        q = lambda xs: " ".join(shlex.quote(x).replace("$", "$$") for x in xs)  # noqa: E731
+        esc = lambda p: p.replace("$", "$$").replace(" ", "$ ").replace(":", "$:")  # noqa: E731
+        lines = ["rule cxx", "  command = %s -MMD -MF $out.d %s -c $in -o $out" % (q(_cxx()), q(cflags)),
+                 "  depfile = $out.d", "  deps = gcc", "rule link", "  command = %s $in -o $out %s" % (
+                     q(_cxx()), q(ldflags))]
+        lines += ["build %s: cxx %s" % (esc(o), esc(s)) for o, s in zip(objs, srcs)]
+        lines.append("build %s: link %s" % (esc(target), " ".join(esc(o) for o in objs)))
+        with open(os.path.join(work, "build.ninja"), "w") as f:
+            f.write("\n".join(lines) + "\n")
+        jobs = os.environ.get("MAX_JOBS") or str(os.cpu_count() or 1)
+        subprocess.run([ninja, "-C", work, "-j", jobs], check=True)
+    else:
+        for o, s in zip(objs, srcs):
+            subprocess.run(_cxx() + cflags + ["-c", s, "-o", o], check=True)
+        subprocess.run(_cxx() + objs + ["-o", target] + ldflags, check=True)
+    if blas:
+        return "CPU GEMMs through cblas (-l%s)" % " -l".join(blas)
+    return "no CBLAS found (cblas.h and libopenblas): CPU only, direct solvers only"
+
+
 class BuildExtension(cpp_extension.BuildExtension):
     """torch's builder (ninja, MAX_JOBS), reporting what it targets; on ROCm it sends the .cu files
     through the gfx1010-safe hipcc wrapper when the gfx1030 slot is built safe."""
+
+    def run(self):
+        super().run()
+        if os.environ.get("GEMMCONV_NO_DRIVER", "") not in ("", "0"):
+            print("gemmconv: GEMMCONV_NO_DRIVER is set: gemmconv-driver not built", file=sys.stderr)
+            return
+        dest = os.path.join(os.path.dirname(os.path.abspath(self.get_ext_fullpath("gemmconv._C"))), "bin")
+        try:
+            what = build_driver(dest, os.path.join(os.path.abspath(self.build_temp), "driver"))
+            print("gemmconv: built gemmconv-driver (%s) into %s" % (what, dest), file=sys.stderr)
+        except Exception as exc:  # the extension is what matters; the driver is a tool beside it
+            print("gemmconv: WARNING: gemmconv-driver could not be built (%s); the extension is installed "
+                  "without it and the `gemmconv-driver` command will say how to build one "
+                  "(cmake -S . -B build && cmake --build build --target gemmconv-driver)" % exc, file=sys.stderr)
 
     def build_extensions(self):
         wrapper = None

@@ -25,5 +25,8 @@ if [[ -z "${PYTHON:-}" ]]; then
 fi
 
 # ninja keeps the objects under build/ and recompiles only what changed; MAX_JOBS caps its workers.
+# The in-place build serves the source tree, whose driver is the CMake build's (build/gemmconv-driver); a
+# pip install also builds gemmconv/bin/gemmconv-driver (GEMMCONV_NO_DRIVER=0 builds it here too).
+export GEMMCONV_NO_DRIVER="${GEMMCONV_NO_DRIVER-1}"
 "$PYTHON" setup.py build_ext --inplace "$@"
 ls -1 python/gemmconv/_C*.so

@@ -99,7 +99,7 @@ run initcheck_kernels --tool initcheck -- "${KERNELS[@]}"
 
 # A few binding cases through PyTorch (its caching allocator hands the workspace in).
 PY=${PYTHON:-python3}
-if PYTHONPATH=python "$PY" -c "import torch, gemmconv; gemmconv.enable(); assert gemmconv.config()['gpu_build']" \
+if PYTHONPATH=python "$PY" -c "import torch, gemmconv; gemmconv.enable(); assert gemmconv.config()['gpu_kernels_registered']" \
   >/dev/null 2>&1; then
   run memcheck_python --tool memcheck --target-processes all -- \
     env PYTHONPATH=python "$PY" -m pytest -q -x tests/python/test_smoke_binding.py -k cuda

@@ -154,5 +154,5 @@ PYBIND11_MODULE(_C, m) {
   m.def("built_archs", []() { return split(GEMMCONV_BUILT_ARCHS, ';'); });
   m.def("gfx1030_gfx1010_safe", []() { return GEMMCONV_GFX1030_SAFE != 0; });
   m.def("engine_version", []() { return std::string(GEMMCONV_VERSION); });
-  m.def("gpu_build", &gemmconv_torch::gpu_build);
+  m.def("gpu_kernels_registered", &gemmconv_torch::gpu_kernels_registered);
 }

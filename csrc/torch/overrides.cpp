@@ -394,7 +394,7 @@ void set_enabled(Route r, bool on) { g_enabled[r == Route::gpu].store(on); }
 
 bool is_enabled(Route r) { return g_enabled[r == Route::gpu].load(); }
 
-bool gpu_build() {
+bool gpu_kernels_registered() {
 #if defined(GEMMCONV_WITH_GPU)
   return true;
 #else

@@ -9,7 +9,8 @@ enum class Route { cpu, gpu };  // gpu: PyTorch's "cuda" device type, which HIP 
 void set_enabled(Route r, bool on);
 bool is_enabled(Route r);
 
-// True when the CUDA/HIP kernels were compiled in and registered.
-bool gpu_build();
+// True when this extension was built with its CUDA/HIP kernels, which it registers with PyTorch for
+// "cuda" tensors (whether a GPU is visible is not asked).
+bool gpu_kernels_registered();
 
 }  // namespace gemmconv_torch

@@ -30,9 +30,9 @@ bool arch_has_matrix_units(const std::string& arch);
 
 Capabilities cpu_capabilities();
 
-// True when this build has GPU support (kernels and runtime); gpu_device_count says whether a GPU
-// is visible.
-bool gpu_build();
+// True when GPU support (kernels and runtime) was compiled into this build; gpu_device_count says
+// whether a GPU is visible.
+bool gpu_support_compiled();
 int gpu_device_count();
 Status query_gpu_capabilities(int device, Capabilities* out);
 

@@ -142,7 +142,7 @@ def _unservable(ext: Any, device: str) -> Optional[str]:
     if not (getattr(torch.version, "hip", None) or getattr(torch.version, "cuda", None)):
         return ("this torch ({}) is a CPU-only build, so there are no 'cuda' tensors to route; install a CUDA or "
                 "ROCm build of torch, then rebuild gemmconv against it".format(torch.__version__))
-    if not ext.gpu_build():
+    if not ext.gpu_kernels_registered():
         return ("gemmconv's extension was built without GPU kernels (built for {}); rebuild it where nvcc (CUDA) "
                 "or hipcc (ROCm) is installed: pip install --no-build-isolation .".format(
                     ", ".join(ext.built_archs())))
@@ -330,16 +330,16 @@ def reset_stats() -> None:
 
 def config() -> Dict[str, Any]:
     """The current state: which device types are routed ("enabled"), the engine configuration ("disabled"
-    solvers, "workspace_mb", "log_level"), the build ("built_archs", "gpu_build", "engine_version") and
-    "servable": per device type, whether this torch and this build can route it at all."""
-    """The current state: which device types are routed, the engine configuration (with the find mode,
-    "find_mode", and the perf database, "perfdb_path" and "perfdb_size") and the build."""
+    solvers, "workspace_mb", "log_level", the find mode "find_mode", the perf database "perfdb_path" and
+    "perfdb_size"), the build ("built_archs", "gpu_kernels_registered": the extension was built with GPU
+    kernels and registers them for "cuda" tensors, "engine_version") and "servable": per device type,
+    whether this torch and this build can route it at all."""
     ext = _extension()
     cfg = dict(ext.get_config())
     cfg["disabled"] = list(cfg["disabled"])
     cfg["enabled"] = {d: bool(ext.is_enabled(d)) for d in DEVICE_TYPES}
     cfg["built_archs"] = list(ext.built_archs())
-    cfg["gpu_build"] = bool(ext.gpu_build())
+    cfg["gpu_kernels_registered"] = bool(ext.gpu_kernels_registered())
     cfg["engine_version"] = str(ext.engine_version())
     cfg["cudnn_disabled_by_gemmconv"] = _saved_cudnn is not None
     cfg["servable"] = {d: _unservable(ext, d) is None for d in DEVICE_TYPES}

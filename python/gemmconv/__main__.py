@@ -12,6 +12,7 @@ COMMANDS = {
     "doctor": "gemmconv.diagnosis.doctor:main",
     "install": "gemmconv.activation.installer:main",
     "capture": "gemmconv.diagnosis.capture:main",
+    "replay": "gemmconv.replay:main",
 }  # type: Dict[str, str]
 
 # Commands whose module may be absent from a build; listed only when it imports.
@@ -25,7 +26,7 @@ DESCRIPTIONS = {
     "install": "turn activation on for the programs of one scope (venv, user, system) that import torch",
     "bench": "time gemmconv against the vendor library and PyTorch's fallback, per layer and per step",
     "capture": "copy this machine's facts into a folder that `doctor --sysroot` reads back elsewhere",
-    "replay": "rerun one logged convolution through gemmconv-driver",
+    "replay": "rerun a logged or failing convolution's replay line through gemmconv-driver, with --verify",
 }  # type: Dict[str, str]
 
 

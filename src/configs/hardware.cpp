@@ -60,7 +60,7 @@ ArchFamily arch_family(const std::string& a) {
 }
 
 bool runs_gpu_kernels(const Capabilities& caps) {
-  return caps.kind == DeviceKind::gpu && gpu_build();
+  return caps.kind == DeviceKind::gpu && gpu_support_compiled();
 }
 
 ImplicitGemmTileCosts implicit_gemm_tile_costs(ArchFamily) {

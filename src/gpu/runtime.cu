@@ -6,7 +6,7 @@
 
 namespace gemmconv {
 
-bool gpu_build() { return true; }
+bool gpu_support_compiled() { return true; }
 
 int gpu_device_count() {
   int n = 0;

@@ -15,7 +15,7 @@ Status no_gpu(const char* what) {
 }
 }  // namespace
 
-bool gpu_build() { return false; }
+bool gpu_support_compiled() { return false; }
 int gpu_device_count() { return 0; }
 Status query_gpu_capabilities(int, Capabilities*) { return no_gpu("query_gpu_capabilities"); }
 Status gpu_set_device(int) { return no_gpu("gpu_set_device"); }

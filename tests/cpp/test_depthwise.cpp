@@ -217,8 +217,8 @@ TEST(Depthwise, Applicability) {
     EXPECT_FALSE(s->is_applicable(dense, d, cpu_ctx)) << to_string(d);
     EXPECT_FALSE(s->is_applicable(grouped, d, cpu_ctx)) << to_string(d);
     EXPECT_EQ(s->workspace_bytes(depthwise, d, cpu_ctx), 0u) << to_string(d);
-    EXPECT_EQ(s->is_applicable(depthwise, d, gpu_ctx), gpu_build()) << to_string(d);
-    EXPECT_EQ(s->is_applicable(depthwise, d, gpu_tight), gpu_build()) << to_string(d);
+    EXPECT_EQ(s->is_applicable(depthwise, d, gpu_ctx), gpu_support_compiled()) << to_string(d);
+    EXPECT_EQ(s->is_applicable(depthwise, d, gpu_tight), gpu_support_compiled()) << to_string(d);
   }
   EXPECT_FALSE(s->is_applicable(depthwise, Direction::backward_bias, cpu_ctx));
   EXPECT_EQ(s->workspace_bytes(depthwise, Direction::forward, gpu_ctx), 0u);

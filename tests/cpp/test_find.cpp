@@ -414,7 +414,7 @@ TEST_F(FindCpu, AnUnwritableDatabaseKeepsResultsInTheProcess) {
 // On the GPU: every implicit_gemm tile is a candidate in exhaustive mode, the winner is stored,
 // and the next lookup times nothing. Skips where no GPU is visible.
 TEST(FindGpu, TilesAreCandidatesAndTheWinnerIsStored) {
-  if (!gpu_build() || gpu_device_count() == 0) {
+  if (!gpu_support_compiled() || gpu_device_count() == 0) {
     GTEST_SKIP()
         << "no GPU visible (or a CPU-only build): the GPU find test runs on the GPU machine";
   }

@@ -140,7 +140,7 @@ TEST(ImplicitGemm, Applicability) {
   ConvProblem p = ProblemBuilder(2).batch(2).channels(8, 8).input({9, 9}).filter({3}).pad({1});
   ConvShape sh = canonical_shape(p);
   EXPECT_EQ(s.workspace_bytes(sh, Direction::forward, plan_ctx(simt)), 0u);
-  if (!gpu_build()) {
+  if (!gpu_support_compiled()) {
     EXPECT_FALSE(s.is_applicable(sh, Direction::forward, plan_ctx(simt)));
     return;
   }

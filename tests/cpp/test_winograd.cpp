@@ -217,7 +217,7 @@ Capabilities fake_rdna1() {
 TEST(WinogradPlan, ChosenForResNet50Layers) {
   CleanConfig clean;
   std::vector<Capabilities> devices = {cpu_capabilities()};
-  if (gpu_build()) devices.push_back(fake_gpu());
+  if (gpu_support_compiled()) devices.push_back(fake_gpu());
   for (const Capabilities& caps : devices) {
     for (const Layer& l : kResNet50) {
       for (Layout layout : {Layout::contiguous, Layout::channels_last}) {
@@ -297,7 +297,7 @@ TEST(WinogradPlan, StorageFollowsTheLayout) {
 TEST(WinogradPlan, NotPreferredForFewChannels) {
   CleanConfig clean;
   std::vector<Capabilities> devices = {cpu_capabilities()};
-  if (gpu_build()) devices.push_back(fake_gpu());
+  if (gpu_support_compiled()) devices.push_back(fake_gpu());
   for (const Capabilities& caps : devices) {
     const ConvProblem p =
         ProblemBuilder(2).batch(8).channels(8, 8).input({32}).filter({3}).pad({1});

@@ -17,7 +17,7 @@ from gemmconv import __main__ as entry  # noqa: E402
 from gemmconv.activation import installer  # noqa: E402
 from gemmconv.diagnosis import capture, doctor  # noqa: E402
 
-COMMANDS = ["doctor", "install", "bench", "capture"]
+COMMANDS = ["doctor", "install", "bench", "capture", "replay"]
 
 
 def run(args, home, timeout=60):
@@ -113,6 +113,9 @@ def test_console_script_is_declared():
     assert project["scripts"]["gemmconv"] == "gemmconv.__main__:main"
     module, func = project["scripts"]["gemmconv"].split(":")
     assert getattr(entry, func) is entry.main and module == entry.__name__
+    # gemmconv-driver: the shim that runs the driver setup.py builds into the package
+    from gemmconv import _driver
+    assert project["scripts"]["gemmconv-driver"] == "gemmconv._driver:main" and callable(_driver.main)
     # complete metadata: license file, README as long description, classifiers
     assert project["license"] == {"file": "LICENSE"} and os.path.isfile(os.path.join(fx.REPO, "LICENSE"))
     assert "MIT License" in open(os.path.join(fx.REPO, "LICENSE")).read()

@@ -143,7 +143,7 @@ def test_ddp_gloo_cpu(tmp_path):
 def test_ddp_gpu(tmp_path):
     import gemmconv
 
-    if not gemmconv.config()["gpu_build"]:
+    if not gemmconv.config()["gpu_kernels_registered"]:
         pytest.skip("the extension was built without GPU support")
     if torch.cuda.device_count() >= 2:
         import torch.distributed as dist

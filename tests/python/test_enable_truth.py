@@ -44,7 +44,7 @@ def test_cuda_on_cpu_only_torch_warns_once_and_stays_off(fresh):
 
 def test_cuda_with_extension_without_gpu_kernels(fresh, monkeypatch):
     ext = gemmconv._extension()
-    if ext.gpu_build():
+    if ext.gpu_kernels_registered():
         # On a GPU build, pretend the kernels are missing: the same path a CPU-only build takes on a GPU torch.
         monkeypatch.setattr(gemmconv, "_extension", lambda: _NoGpu(ext))
     monkeypatch.setattr(torch.version, "cuda", "12.4")  # torch claims CUDA: only the build can refuse now
@@ -57,7 +57,7 @@ class _NoGpu:
     def __init__(self, ext):
         self._ext = ext
 
-    def gpu_build(self):
+    def gpu_kernels_registered(self):
         return False
 
     def built_archs(self):

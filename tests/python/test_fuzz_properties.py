@@ -186,7 +186,7 @@ def _break(case, x, w, b):
 
 
 def _device_and_reason(device):
-    if device == "cuda" and not gemmconv.config()["gpu_build"]:
+    if device == "cuda" and not gemmconv.config()["gpu_kernels_registered"]:
         pytest.skip("the extension was built without GPU support: CUDA tensors stay with PyTorch")
 
 

@@ -19,8 +19,8 @@ pytestmark = pytest.mark.skipif(not CUDA, reason="needs a CUDA/HIP GPU (torch.cu
 
 
 @pytest.fixture(autouse=True)
-def _gpu_build():
-    if CUDA and not gemmconv.config()["gpu_build"]:
+def _gpu_kernels_registered():
+    if CUDA and not gemmconv.config()["gpu_kernels_registered"]:
         pytest.skip("the extension was built without GPU support (rebuild where nvcc or hipcc is installed)")
     yield
     gemmconv.disable(None)

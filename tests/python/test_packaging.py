@@ -17,8 +17,10 @@ build finds the first one's objects up to date: the compile commands are identic
 venv path, same torch headers), so only the link repeats. That keeps the CPU extension's compilation (about
 1.5 min of CPU time) to once per run.
 
-Then, from each environment: `gemmconv --version`, `gemmconv doctor --json`, and a CPU convolution routed through
-the installed gemmconv (checked against PyTorch's own result and counted by gemmconv.stats()).
+Then, from each environment: `gemmconv --version`, `gemmconv doctor --json`, a CPU convolution routed through
+the installed gemmconv (checked against PyTorch's own result and counted by gemmconv.stats()), and the driver
+that pip built into the package: `gemmconv-driver --version`, one `--verify` run, and `gemmconv replay` of an
+error message (its driver objects, under the same build folder, are reused by the second build too).
 """
 
 import json
@@ -168,6 +170,11 @@ def make_venv(path, system_site, wheel_file):
                        timeout=300)
 
 
+# One small problem, every pass, checked against float64 (direct solvers suffice when the driver has no CBLAS).
+DRIVER_VERIFY = ("--device cpu -n 2 -c 4 -k 6 --input 7x6 --filter 3x3 --pad 1 --stride 2x1 -g 2 "
+                 "--direction all --verify")
+
+
 def exercise(venv, home):
     """What a user runs first after installing: the results, for the tests to judge."""
     env = activated(venv, home)
@@ -177,6 +184,12 @@ def exercise(venv, home):
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, timeout=300)
     out["conv"] = conv
     out["which"] = sh("command -v gemmconv", home, env).stdout.strip()
+    # The driver pip built into the package, through its console script, and `gemmconv replay` running it.
+    out["driver_which"] = sh("command -v gemmconv-driver", home, env).stdout.strip()
+    out["driver_version"] = sh("gemmconv-driver --version", home, env, timeout=120)
+    out["driver_verify"] = sh("gemmconv-driver " + DRIVER_VERIFY, home, env, timeout=300)
+    out["replay"] = sh("gemmconv replay 'RuntimeError: gemmconv: ... (replay: gemmconv-driver {})'".format(
+        DRIVER_VERIFY.replace(" --verify", "")), home, env, timeout=300)
     return out
 
 
@@ -217,6 +230,18 @@ def check_environment(res, venv, system_site):
     assert sw["torch"]["torch_location"] == os.path.join(DEBIAN_SITE, "torch")
     assert data["extension"]["built"] is True and data["extension"].get("error") is None
     assert data["activation"]["autoload_registered"] is True  # the torch.backends entry point, pip-installed
+
+    assert "gemmconv: built gemmconv-driver" in build.stdout, build.stdout[-3000:]
+    assert res["driver_which"] == os.path.join(venv, "bin", "gemmconv-driver")
+    version = res["driver_version"]
+    assert version.returncode == 0, version.stdout[-3000:]
+    assert version.stdout.splitlines()[0] == "gemmconv-driver " + __version__, version.stdout
+    assert "CPU GEMM provider:" in version.stdout, version.stdout
+    for name in ("driver_verify", "replay"):
+        run = res[name]
+        assert run.returncode == 0, (name, run.stdout[-3000:])
+        passes = re.findall(r"^  verify: .* (PASS|FAIL)", run.stdout, re.M)
+        assert passes == ["PASS"] * 4, (name, run.stdout[-3000:])  # forward, backward data/weight/bias
 
     conv = res["conv"]
     assert conv.returncode == 0, conv.stderr[-3000:]

@@ -29,12 +29,12 @@ def _off():
     gemmconv.disable()
 
 
-def _needs_gpu_build(device):
+def _needs_gpu_kernels(device):
     if device == "cuda":
         from gemmconv import _C
 
-        if not _C.gpu_build():
-            pytest.skip("extension built without GPU support")
+        if not _C.gpu_kernels_registered():
+            pytest.skip("extension built without GPU kernels")
 
 
 def _run(fn, tensors, on, device):
@@ -68,7 +68,7 @@ CASES = [
 @pytest.mark.parametrize("device", _devices())
 @pytest.mark.parametrize("name,fn,xs,ws,k", CASES, ids=[c[0] for c in CASES])
 def test_matches_pytorch_float64(device, name, fn, xs, ws, k):
-    _needs_gpu_build(device)
+    _needs_gpu_kernels(device)
     torch.manual_seed(0)
     t = [torch.randn(*xs, dtype=torch.float64, device=device), torch.randn(*ws, dtype=torch.float64, device=device),
          torch.randn(k, dtype=torch.float64, device=device)]
@@ -84,7 +84,7 @@ def test_matches_pytorch_float64(device, name, fn, xs, ws, k):
 
 @pytest.mark.parametrize("device", _devices())
 def test_channels_last_stays_channels_last(device):
-    _needs_gpu_build(device)
+    _needs_gpu_kernels(device)
     x = torch.randn(2, 4, 6, 5, device=device).contiguous(memory_format=torch.channels_last)
     w = torch.randn(3, 4, 3, 3, device=device)
     gemmconv.enable(device_types=(device,))
@@ -96,7 +96,7 @@ def test_channels_last_stays_channels_last(device):
 
 @pytest.mark.parametrize("device", _devices())
 def test_empty_batch(device):
-    _needs_gpu_build(device)
+    _needs_gpu_kernels(device)
     x = torch.randn(0, 4, 5, 5, device=device, requires_grad=True)
     w = torch.randn(3, 4, 3, 3, device=device, requires_grad=True)
     b = torch.randn(3, device=device, requires_grad=True)

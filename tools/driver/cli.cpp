@@ -94,7 +94,7 @@ void parse_native(const std::vector<std::string>& args, bool run_flags_only, Opt
       "--dims",           "--batch",  "--in-channels", "--out-channels", "--input",    "--filter",
       "--stride",         "--pad",    "--pad-begin",   "--pad-end",      "--dilation", "--groups",
       "--output-padding", "--layout", "--dtype",       "--direction",    "--device",   "--solver",
-      "--workspace-mb",   "--seed",   "--reps",        "--warmup"};
+      "--workspace-mb",   "--seed",   "--reps",        "--warmup",       "--find-mode"};
   ConvProblem& p = o->problem;
   for (size_t i = 0; i < args.size(); ++i) {
     std::string flag = args[i], value;
@@ -204,6 +204,18 @@ void parse_native(const std::vector<std::string>& args, bool run_flags_only, Opt
       (flag == "--reps" ? o->reps : o->warmup) = n;
     } else if (flag == "--list-solvers") {
       o->list_solvers = true;
+    } else if (flag == "--version") {
+      o->version = true;
+    } else if (flag == "--find") {
+      o->find = true;
+    } else if (flag == "--find-mode") {
+      FindMode m = FindMode::off;
+      if (!parse_find_mode(value, &m) || m == FindMode::off) {
+        fail("invalid value '" + value + "' for --find-mode (fast | exhaustive)");
+      }
+      o->find = true;
+      o->find_mode_set = true;
+      o->find_mode = m;
     } else {
       fail("unknown flag '" + args[i] + "'");
     }

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "gemmconv/engine.h"
 #include "gemmconv/problem.h"
 #include "gemmconv/types.h"
 
@@ -32,8 +33,12 @@ struct Options {
   bool time = false;
   int64_t reps = 20, warmup = 3;
   bool list_solvers = false;
+  bool find = false;           // plan through the find step (find_plan) and print its result
+  bool find_mode_set = false;  // --find-mode given (implies --find); else GEMMCONV_FIND's mode
+  FindMode find_mode = FindMode::fast;
   bool progress = false;  // progress of --verify on stderr even when it is not a terminal
   bool help = false;
+  bool version = false;               // print the version and the build's GEMM providers, then exit
   bool miopen = false;                // parsed from MIOpenDriver's `conv` syntax
   std::vector<std::string> warnings;  // flags accepted without effect (MIOpenDriver syntax)
 };

@@ -74,7 +74,16 @@ Checks and measurements:
   --warmup N                untimed runs first (default 3)
   --list-solvers            list the registered solvers and, for the problem given, where each
                             one applies, then exit
-  -h, --help                this text
+  --find                    plan through the find step (as the binding does) on the driver's
+                            buffers, on the CPU too: the perf database's winner (GEMMCONV_PERFDB,
+                            default $XDG_CACHE_HOME/gemmconv/perfdb.txt), else time the candidates
+                            and record the winner; prints the source (database, find, table or
+                            fixed), the choice and each candidate's time or why it was skipped,
+                            then verifies/times the chosen plan
+  --find-mode M             fast | exhaustive: the find mode (implies --find; default
+                            GEMMCONV_FIND's mode, else fast)
+  -h, --help                this text (ends with what this build can run)
+  --version                 the version and this build's GEMM providers
 
 Replay: every engine error, and GEMMCONV_LOG_LEVEL=info for every planned convolution, prints a
 `gemmconv-driver ...` line that this driver runs as it is (add --verify to check the numbers).
@@ -99,6 +108,29 @@ Example (a ResNet-50 3x3 layer):
   gemmconv-driver -n 32 -c 64 -k 64 --input 56x56 --filter 3x3 --pad 1 --direction all --verify --time
   gemmconv-driver conv -n 32 -c 64 -H 56 -W 56 -k 64 -y 3 -x 3 -p 1 -q 1 -u 1 -v 1 -F 1 -t 1
 )";
+
+#ifndef GEMMCONV_VERSION
+#define GEMMCONV_VERSION "unknown"
+#endif
+
+// What this build can run: its GEMM providers. A build without a CPU BLAS (a pip install on a
+// machine without OpenBLAS) runs only the direct solvers on the CPU.
+void print_build() {
+  const std::unique_ptr<gc::GemmProvider> cpu = gc::make_cpu_gemm_provider();
+  if (cpu) {
+    std::printf("CPU GEMM provider: %s (every solver)\n", cpu->name());
+  } else {
+    std::printf(
+        "CPU GEMM provider: none (built without a CBLAS such as OpenBLAS): only the direct solvers "
+        "(reference, depthwise_direct) run on the CPU; the GEMM solvers decline. For them, build "
+        "with OpenBLAS: install libopenblas-dev and reinstall, or cmake -S . -B build && cmake "
+        "--build build --target gemmconv-driver\n");
+  }
+  std::printf("GPU support: %s\n", gc::gpu_support_compiled()
+                                       ? "compiled in (cuBLAS or rocBLAS GEMM provider)"
+                                       : "not compiled in (CPU only; the CMake build with "
+                                         "GEMMCONV_GPU=cuda|hip has it)");
+}
 
 int usage(const std::string& m) {
   std::fprintf(stderr, "gemmconv-driver: %s\nTry 'gemmconv-driver --help'.\n", m.c_str());
@@ -196,6 +228,22 @@ class Progress {
   std::chrono::steady_clock::time_point stage_start_, last_;
 };
 
+// The find step's report: where the plan came from, the choice, and each candidate timed now.
+void print_find(const gc::FindResult& f) {
+  std::printf("  find: source=%s choice=%s", gc::to_string(f.source), f.choice.c_str());
+  if (f.source == gc::PlanSource::find) std::printf(" (%.3f s)", f.seconds);
+  std::printf("\n");
+  for (const gc::FindTrial& tr : f.trials) {
+    std::printf("    %-28s", tr.candidate.c_str());
+    if (tr.ms >= 0) {
+      std::printf(" %10.4f ms", tr.ms);
+    } else {
+      std::printf(" %13s", "-");
+    }
+    std::printf("  %s\n", tr.outcome.c_str());
+  }
+}
+
 // Checks one pass against the float64 truth; returns the exit status of the pass (0 or 1).
 int verify_pass(const Options& o, gt::Tester& t, gt::DeviceEnv& dev, const gc::PlanOptions& opts) {
   Progress progress(o.progress);
@@ -256,7 +304,8 @@ int run_pass(const Options& o, gt::DeviceEnv& dev, gc::Direction d, size_t budge
   opts.workspace_budget = budget;
   opts.solver = o.solver;
   gc::Plan plan;
-  const gc::Status ps = t.plan(dev, opts, &plan);
+  gc::FindResult found;
+  const gc::Status ps = o.find ? t.find(dev, opts, &plan, &found) : t.plan(dev, opts, &plan);
   if (ps.code() == gc::StatusCode::not_applicable || ps.code() == gc::StatusCode::invalid_problem ||
       ps.code() == gc::StatusCode::invalid_argument) {
     std::fflush(stdout);
@@ -269,6 +318,7 @@ int run_pass(const Options& o, gt::DeviceEnv& dev, gc::Direction d, size_t budge
   }
   std::printf(" solver=%s workspace=%s\n", plan.solver_name(),
               bytes_string(plan.workspace_bytes).c_str());
+  if (o.find) print_find(found);
   std::fflush(stdout);
   int status = 0;
   if (o.verify) status = std::max(status, verify_pass(o, t, dev, opts));
@@ -281,6 +331,13 @@ int run_problem(const Options& o) {
   if (o.workspace_set) {
     gc::Config cfg = gc::config();
     cfg.workspace_budget = o.workspace_mb << 20;
+    gc::set_config(cfg);
+  }
+  if (o.find) {
+    // --find plans through the find step on the CPU too; --find-mode overrides GEMMCONV_FIND.
+    gc::Config cfg = gc::config();
+    cfg.find_on_cpu = true;
+    if (o.find_mode_set) cfg.find_mode = o.find_mode;
     gc::set_config(cfg);
   }
   const size_t budget = gc::config().workspace_budget;
@@ -319,6 +376,8 @@ int run(int argc, char** argv) {
           gc::driver::parse_fuzz_command_line({args.begin() + 1, args.end()});
       if (f.help) {
         std::fputs(kHelp, stdout);
+        std::printf("\nThis build:\n");
+        print_build();
         return 0;
       }
       return gc::driver::run_fuzz(f);
@@ -326,6 +385,13 @@ int run(int argc, char** argv) {
     const Options o = gc::driver::parse_command_line(args);
     if (o.help) {
       std::fputs(kHelp, stdout);
+      std::printf("\nThis build:\n");
+      print_build();
+      return 0;
+    }
+    if (o.version) {
+      std::printf("gemmconv-driver %s\n", GEMMCONV_VERSION);
+      print_build();
       return 0;
     }
     return run_problem(o);

@@ -262,8 +262,9 @@ std::unique_ptr<DeviceEnv> make_cpu_env() {
 }
 
 std::unique_ptr<DeviceEnv> make_gpu_env(std::string* why, bool allow_tf32) {
-  if (!gpu_build() || gpu_device_count() <= 0) {
-    *why = gpu_build() ? "no GPU visible" : "no GPU visible (this build has no GPU support)";
+  if (!gpu_support_compiled() || gpu_device_count() <= 0) {
+    *why = gpu_support_compiled() ? "no GPU visible"
+                                  : "no GPU visible (this build has no GPU support)";
     return nullptr;
   }
   auto env = std::make_unique<DeviceEnv>();
@@ -726,17 +727,43 @@ struct Tester::Bound {
 };
 
 Status Tester::plan(DeviceEnv& dev, const PlanOptions& opts_in, Plan* plan) const {
+  if (found_) {
+    *plan = *found_;
+    return Status::success();
+  }
   PlanOptions opts = opts_in;
   if (pass_ == Pass::backward_bias) opts.solver.clear();
   opts.gemm_available = dev.gemm != nullptr;  // a build without a CPU BLAS plans direct solvers
   return make_plan(p_, direction_of(pass_), dev.caps, opts, plan);
 }
 
-Status Tester::bind(DeviceEnv& dev, const Plan& plan, Bound* b) {
+Status Tester::find(DeviceEnv& dev, const PlanOptions& opts_in, Plan* out, FindResult* result) {
+  found_.reset();
+  Status s = setup();
+  if (!s.ok()) return s;
+  // The buffers first: the find step times the candidates on them.
+  Bound b;
+  s = bind(dev, 0, &b);
+  if (!s.ok()) return s;
+  PlanOptions opts = opts_in;
+  if (pass_ == Pass::backward_bias) opts.solver.clear();
+  opts.gemm_available = dev.gemm != nullptr;
+  FindRequest req;
+  req.buffers = b.bufs;
+  req.gemm = dev.gemm.get();
+  Plan plan;
+  s = find_plan(p_, direction_of(pass_), dev.caps, opts, req, &plan, result);
+  if (b.gpu && s.ok()) s = gpu_synchronize();
+  if (!s.ok()) return s;
+  found_ = std::make_unique<Plan>(plan);
+  *out = plan;
+  return Status::success();
+}
+
+Status Tester::bind(DeviceEnv& dev, size_t ws_bytes, Bound* b) {
   HostTensor* host[4] = {&in_, &out_, &w_, &bias_};
   const int ri = written_tensor(pass_);
   b->gpu = dev.kind() == DeviceKind::gpu;
-  const size_t ws_bytes = plan.workspace_bytes;
   Status s;
   if (b->gpu) {
     if (!gpu_) {
@@ -818,7 +845,7 @@ RunResult Tester::run(DeviceEnv& dev, const PlanOptions& opts) {
     return r;
   };
   Bound b;
-  s = bind(dev, plan, &b);
+  s = bind(dev, plan.workspace_bytes, &b);
   if (!s.ok()) return fail(s);
   const bool gpu = b.gpu;
   void* const* ptr = b.ptr;
@@ -906,7 +933,7 @@ TimeResult Tester::time(DeviceEnv& dev, const PlanOptions& opts, int64_t warmup,
     t.workspace_bytes = plan.workspace_bytes;
   }
   Bound b;
-  if (s.ok()) s = bind(dev, plan, &b);
+  if (s.ok()) s = bind(dev, plan.workspace_bytes, &b);
   GpuTimer timer;
   bool have_timer = false;
   if (s.ok() && b.gpu) {

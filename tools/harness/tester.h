@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "gemmconv/engine.h"
+#include "gemmconv/find.h"
 #include "gemmconv/gemm.h"
 #include "gemmconv/problem.h"
 
@@ -165,8 +166,14 @@ class Tester {
   // checks repeatability and compares. Appends a row to the report when GEMMCONV_TEST_REPORT is
   // set.
   RunResult run(DeviceEnv& dev, const PlanOptions& opts);
-  // Plans the pass as `run` and `time` do (for backward_bias the solver name is ignored).
+  // Plans the pass as `run` and `time` do (for backward_bias the solver name is ignored): the plan
+  // `find` chose when it was called, else make_plan.
   Status plan(DeviceEnv& dev, const PlanOptions& opts, Plan* out) const;
+  // Plans through the find step (find_plan, with the configured find mode and perf database) on
+  // the tester's own buffers, allocated first (the tensors filled as by `setup`; the candidates
+  // overwrite the result, which `run` poisons again). From then on `run` and `time` use the plan
+  // it returns. `result` receives the find step's report.
+  Status find(DeviceEnv& dev, const PlanOptions& opts, Plan* out, FindResult* result);
   // Plans with `opts` on `dev` and runs the plan warmup + reps times on the tester's tensors.
   TimeResult time(DeviceEnv& dev, const PlanOptions& opts, int64_t warmup, int64_t reps);
 
@@ -174,7 +181,8 @@ class Tester {
   struct Geometry;
   struct DeviceTensors;
   struct Bound;
-  Status bind(DeviceEnv& dev, const Plan& plan, Bound* out);
+  // The tensors on `dev` and a NaN-filled workspace of `workspace_bytes`.
+  Status bind(DeviceEnv& dev, size_t workspace_bytes, Bound* out);
   void truth_element(int64_t index, double* sum, double* abs, int64_t* terms) const;
   HostTensor& result_tensor();
   std::vector<HostTensor*> read_tensors();
@@ -194,6 +202,7 @@ class Tester {
   double extra_tol_ = 0.0;
   ProgressFn progress_;
   std::unique_ptr<DeviceTensors> gpu_;  // uploaded once per tester
+  std::unique_ptr<Plan> found_;         // the plan `find` chose, used by `plan` from then on
 };
 
 // Runs every solver of the registry (forcing each by name) and returns the results, declined
