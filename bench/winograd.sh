@@ -68,6 +68,29 @@ picks() {
   done
 }
 
+time_layers() {
+  printf '%-9s %-14s %-5s %-14s %-14s %10s %10s\n' layer layout dtype direction solver ms TFLOP/s
+  echo "$LAYERS" | while IFS='|' read -r name flags; do
+    for dtype in ${WG_DTYPES:-f32 f16}; do
+      for layout in contiguous channels_last; do
+        for dir in forward backward_data; do
+          for solver in winograd_gemm im2col_gemm implicit_gemm; do
+            # shellcheck disable=SC2086
+            line=$("$BUILD"/gemmconv-driver --device gpu -n 32 $flags --filter 3x3 --pad 1 \
+              --layout $layout --dtype $dtype --direction $dir --solver $solver --time --reps 20 \
+              --warmup 5 2>&1 | grep 'time: median')
+            [ -z "$line" ] && continue
+            ms=$(echo "$line" | sed 's/.*median \([0-9.]*\) ms.*/\1/')
+            tf=$(echo "$line" | sed -n 's/.*, \([0-9.]*\) TFLOP\/s.*/\1/p')
+            printf '%-9s %-14s %-5s %-14s %-14s %10s %10s\n' "$name" "$layout" "$dtype" "$dir" "$solver" \
+              "$ms" "$tf"
+          done
+        done
+      done
+    done
+  done
+}
+
 case $WHAT in
   build) build "$@" ;;
   test) run_tests ;;
