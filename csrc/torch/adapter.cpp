@@ -141,8 +141,9 @@ void check_same_device(const at::Tensor& input, const at::Tensor& other, const c
 void check_same_type(const at::Tensor& input, const at::Tensor& other, const char* what,
                      bool transposed = false) {
   if (!other.defined() || input.scalar_type() == other.scalar_type()) return;
-  // PyTorch's CPU transposed kernels read a bias of another type as the input's type too.
-  if (std::string(what) == "bias" && !(transposed && input.device().is_cpu())) {
+  // conv1d/2d/3d refuse a bias of another type themselves; the transposed functions leave it to
+  // the backends: PyTorch's CPU kernels read it as the input's type, cuDNN names both tensor types.
+  if (std::string(what) == "bias" && !transposed) {
     TORCH_CHECK(false, "Input type (", input.dtype().name(), ") and bias type (",
                 other.dtype().name(), ") should be the same");
   }
@@ -271,11 +272,12 @@ Adapted describe(const at::Tensor& input, const at::Tensor& weight, const Params
     in_sizes.insert(in_sizes.begin(), 1);
     out_sizes.insert(out_sizes.begin(), 1);
   }
-  // On a GPU, PyTorch's vendor backends compute a transposed convolution whose output size is 0
-  // (an empty result) and refuse a negative one only when allocating it, with the shape they
-  // see; its CPU kernels refuse both with the message below.
-  const bool gpu_transposed = p.transposed && !input.device().is_cpu();
-  if (gpu_transposed && negative) {
+  // A transposed convolution whose output size is 0 has an empty result, which PyTorch's GPU
+  // backends and its oneDNN CPU path compute (its slow CPU path, the only one PyTorch 1.x had,
+  // refuses it); gemmconv computes it on every device. A negative size is refused: on a GPU with a
+  // sample PyTorch's vendor backends fail allocating the result, with the shape they see, and that
+  // wording is kept; elsewhere the sizes are named as PyTorch's CPU kernels name them.
+  if (p.transposed && negative && !input.device().is_cpu() && !empty_input) {
     std::vector<int64_t> shape = {pr.batch, pr.out_channels};
     shape.insert(shape.end(), out_sizes.begin(), out_sizes.end());
     int64_t first = 0;
@@ -288,7 +290,7 @@ Adapted describe(const at::Tensor& input, const at::Tensor& weight, const Params
     TORCH_CHECK(false, "Trying to create tensor with negative dimension ", first, ": [",
                 joined(shape, ", "), "]");
   }
-  TORCH_CHECK(!too_small || gpu_transposed || (empty_input && !negative),
+  TORCH_CHECK(!too_small || ((p.transposed || empty_input) && !negative),
               "Given input size per channel: (", joined(in_sizes, " x "),
               "). Calculated output size per channel: (", joined(out_sizes, " x "),
               "). Output size is too small");

@@ -256,9 +256,20 @@ def test_transposed_empty_batch_with_zero_size_output_is_accepted():
         gw = torch.autograd.grad(got.sum(), w)[0]
     assert got.shape == want.shape == (0, 4, 0, 4)
     assert torch.equal(gw, torch.zeros_like(w))
-    # With a sample, the same call is refused (PyTorch's backends refuse it too).
-    theirs, ours = _both(lambda: F.conv_transpose2d(torch.randn(1, 3, 2, 4), w, padding=(1, 0)))
-    assert ours == theirs and ours[0] is RuntimeError
+    # With a sample the result is just as empty, and gemmconv computes it. PyTorch's oneDNN CPU path and its GPU
+    # backends do too; its slow CPU path (PyTorch 1.x's only one) refuses it, naming the sizes.
+    x1 = torch.randn(1, 3, 2, 4, requires_grad=True)
+    with gemmconv.enabled("cpu"):
+        got = F.conv_transpose2d(x1, w, padding=(1, 0))
+        gx, gw = torch.autograd.grad(got.sum(), (x1, w))
+    assert got.shape == (1, 4, 0, 4)
+    assert torch.equal(gx, torch.zeros_like(x1)) and torch.equal(gw, torch.zeros_like(w))
+    theirs = _error(lambda: F.conv_transpose2d(x1, w, padding=(1, 0)))
+    assert theirs[0] is None or (theirs[0] is RuntimeError and theirs[1].endswith("Output size is too small")), theirs
+    # A negative size is refused, as PyTorch refuses it.
+    theirs, ours = _both(lambda: F.conv_transpose2d(torch.randn(1, 3, 2, 4), w, padding=(2, 0)))
+    assert ours[0] is RuntimeError and ours[1].endswith("Output size is too small"), ours
+    assert theirs[0] is RuntimeError, theirs
 
 
 # ---------------------------------------------------------------- defect 13: bias gradient accuracy
