@@ -139,15 +139,21 @@ void check_same_device(const at::Tensor& input, const at::Tensor& other, const c
 // type is refused by conv*d itself, naming the element types ("Input type (float) and bias type
 // (double) should be the same").
 void check_same_type(const at::Tensor& input, const at::Tensor& other, const char* what,
-                     bool transposed = false) {
+                     const Params& p) {
   if (!other.defined() || input.scalar_type() == other.scalar_type()) return;
   // conv1d/2d/3d refuse a bias of another type themselves; the transposed functions leave it to
-  // the backends: PyTorch's CPU kernels read it as the input's type, cuDNN names both tensor types.
-  if (std::string(what) == "bias" && !transposed) {
+  // the backends: PyTorch's slow kernels read it as the input's type, cuDNN names both tensor
+  // types. On a GPU PyTorch takes its slow transposed kernels where cuDNN cannot serve: an output
+  // padding not below the stride.
+  if (std::string(what) == "bias" && !p.transposed) {
     TORCH_CHECK(false, "Input type (", input.dtype().name(), ") and bias type (",
                 other.dtype().name(), ") should be the same");
   }
-  TORCH_CHECK(!input.device().is_cpu(), "expected scalar type ", input.scalar_type(), " but found ",
+  bool slow_path = input.device().is_cpu();
+  for (size_t i = 0; p.transposed && i < p.output_padding.size(); ++i) {
+    slow_path = slow_path || p.output_padding[i] >= p.stride[i];
+  }
+  TORCH_CHECK(!slow_path, "expected scalar type ", input.scalar_type(), " but found ",
               other.scalar_type());
   TORCH_CHECK(false, "Input type (", input.toString(), ") and ", what, " type (", other.toString(),
               ") should be the same");
@@ -297,11 +303,18 @@ Adapted describe(const at::Tensor& input, const at::Tensor& weight, const Params
   // PyTorch's own path gives a zero-channel input a zero-channel output.
   if (pr.in_channels == 0) a.output_shape[1] = 0;
 
-  // PyTorch computes channels-last when the input is; cuDNN also when the weight is, and so do
-  // PyTorch's CPU kernels for a regular 2-D convolution.
+    // PyTorch computes channels-last when the input is; cuDNN also when the weight is. On the CPU
+    // the weight counts for a regular 2-D convolution (PyTorch 1's kernels and 2's slow path), and
+    // in PyTorch 2 for every 2-D and 3-D convolution outside float64, which its oneDNN path takes.
+#if GEMMCONV_TORCH_VERSION_MAJOR >= 2
+  const bool onednn_path = input.scalar_type() != c10::ScalarType::Double;
+#else
+  const bool onednn_path = false;
+#endif
   const c10::MemoryFormat want =
       p.dim == 2 ? c10::MemoryFormat::ChannelsLast : c10::MemoryFormat::ChannelsLast3d;
-  const bool weight_counts = !input.device().is_cpu() || (p.dim == 2 && !p.transposed);
+  const bool weight_counts =
+      !input.device().is_cpu() || onednn_path || (p.dim == 2 && !p.transposed);
   const bool cl =
       (p.dim == 2 || p.dim == 3) && (input.suggest_memory_format() == want ||
                                      (weight_counts && weight.suggest_memory_format() == want));
@@ -323,8 +336,8 @@ Adapted adapt_forward(const at::Tensor& input, const at::Tensor& weight, const a
   check_shape_forward(input, weight, bias, p);
   check_same_device(input, weight, "weight");
   check_same_device(input, bias, "bias");
-  check_same_type(input, weight, "weight");
-  check_same_type(input, bias, "bias", args.transposed);
+  check_same_type(input, weight, "weight", p);
+  check_same_type(input, bias, "bias", p);
   check_backend_limits(input, weight, p);
   return describe(input, weight, p);
 }
@@ -343,8 +356,8 @@ Adapted adapt_backward(const at::Tensor& grad_output, const at::Tensor& input,
   }
   check_same_device(input, weight, "weight");
   check_same_device(input, grad_output, "grad_output");
-  check_same_type(input, weight, "weight");
-  check_same_type(input, grad_output, "grad_output");
+  check_same_type(input, weight, "weight", p);
+  check_same_type(input, grad_output, "grad_output", p);
   check_backend_limits(input, weight, p);
   Adapted a = describe(input, weight, p);
   TORCH_CHECK(grad_output.sizes() == c10::IntArrayRef(a.output_shape),

@@ -21,7 +21,7 @@ enum class LogLevel : uint8_t { debug, info, warning, error, off };
 
 // Read from the environment at first use:
 //   GEMMCONV_DISABLE       comma-separated solver names to switch off (e.g. "im2col_gemm,gemm_1x1")
-//   GEMMCONV_WORKSPACE_MB  default workspace budget in MiB (default 512)
+//   GEMMCONV_WORKSPACE_MB  default workspace budget in MiB (default 256)
 //   GEMMCONV_LOG_LEVEL     debug | info | warning | error | off (default warning)
 //   GEMMCONV_FIND          off | fast | exhaustive (default fast on GPUs; CPUs use the table
 //                          unless the variable is set): see gemmconv/find.h
@@ -33,7 +33,7 @@ enum class FindMode : uint8_t { off, fast, exhaustive };
 constexpr unsigned long long kMaxWorkspaceMb = static_cast<unsigned long long>(SIZE_MAX) >> 20;
 struct Config {
   std::set<std::string> disabled;
-  size_t workspace_budget = size_t(512) << 20;
+  size_t workspace_budget = size_t(256) << 20;
   LogLevel log_level = LogLevel::warning;
   FindMode find_mode = FindMode::fast;
   bool find_on_cpu = false;  // true when GEMMCONV_FIND was set: CPU problems are found too

@@ -86,7 +86,7 @@ TEST(EngineConfig, DefaultsWithoutEnvironment) {
   unsetenv("GEMMCONV_LOG_LEVEL");
   const Config c = config_from_environment();
   EXPECT_TRUE(c.disabled.empty());
-  EXPECT_EQ(c.workspace_budget, size_t(512) << 20);
+  EXPECT_EQ(c.workspace_budget, size_t(256) << 20);
   EXPECT_EQ(c.log_level, LogLevel::warning);
 }
 
