@@ -66,8 +66,13 @@ __device__ inline void row_chunk(I rows, I* begin, I* end) {
 
 // ------------------------------------------------------------------ im2col / col2im
 
+// Rows a thread of the contiguous im2col/col2im kernels moves at once: their loads are
+// independent, so that several are in flight per thread (one at a time left the copy bound by
+// memory latency, at a fraction of the bandwidth).
+constexpr int kRowsAtOnce = 4;
+
 // Contiguous layout: threads along output pixels p (the column buffer's contiguous index),
-// rows (sample, channel).
+// rows (sample, channel), kRowsAtOnce of them per pass over the taps.
 template <class T, class I>
 __global__ void im2col_contiguous(ConvGeo<I> g, const T* __restrict__ x, T* __restrict__ col, I n0,
                                   I nb, I csn, I csc, I csf) {
@@ -82,11 +87,20 @@ __global__ void im2col_contiguous(ConvGeo<I> g, const T* __restrict__ x, T* __re
     const I b0 = o0 * g.stride[0] - g.pad[0];
     const I b1 = o1 * g.stride[1] - g.pad[1];
     const I b2 = o2 * g.stride[2] - g.pad[2];
-    I i = rb / g.c;
-    I c = rb - i * g.c;
-    for (I r = rb; r < re; ++r) {
-      const T* xp = x + ((n0 + i) * g.c + c) * g.in_pix;
-      T* cp = col + i * csn + c * csc + p;
+    for (I r0 = rb; r0 < re; r0 += kRowsAtOnce) {
+      // Row r is x's row n0 * c + r (rows are (sample, channel) pairs in x's order).
+      const T* xp[kRowsAtOnce];
+      T* cp[kRowsAtOnce];
+      bool live[kRowsAtOnce];
+#pragma unroll
+      for (int u = 0; u < kRowsAtOnce; ++u) {
+        live[u] = r0 + u < re;
+        const I r = live[u] ? r0 + u : r0;  // a row past the end stands on row r0, unused
+        const I i = r / g.c;
+        const I c = r - i * g.c;
+        xp[u] = x + (n0 * g.c + r) * g.in_pix;
+        cp[u] = col + i * csn + c * csc + p;
+      }
       I f = 0;
       for (I t0 = 0; t0 < g.filt[0]; ++t0) {
         const I i0 = b0 + t0 * g.dil[0];
@@ -97,13 +111,16 @@ __global__ void im2col_contiguous(ConvGeo<I> g, const T* __restrict__ x, T* __re
           for (I t2 = 0; t2 < g.filt[2]; ++t2, ++f) {
             const I i2 = b2 + t2 * g.dil[2];
             const bool ok = ok1 && i2 >= 0 && i2 < g.in[2];
-            cp[f * csf] = ok ? xp[(i0 * g.in[1] + i1) * g.in[2] + i2] : zero;
+            const I off = (i0 * g.in[1] + i1) * g.in[2] + i2;
+            T v[kRowsAtOnce];
+#pragma unroll
+            for (int u = 0; u < kRowsAtOnce; ++u) v[u] = (ok && live[u]) ? xp[u][off] : zero;
+#pragma unroll
+            for (int u = 0; u < kRowsAtOnce; ++u) {
+              if (live[u]) cp[u][f * csf] = v[u];
+            }
           }
         }
-      }
-      if (++c == g.c) {
-        c = 0;
-        ++i;
       }
     }
   }
@@ -192,26 +209,47 @@ __global__ void col2im_contiguous(ConvGeo<I> g, const T* __restrict__ col, T* __
         }
       }
     }
+    I r = rb;
+    if (listed) {
+      // kRowsAtOnce rows per pass, each summing its taps in the listed order.
+      for (; r < re; r += kRowsAtOnce) {
+        const T* cp[kRowsAtOnce];
+        A acc[kRowsAtOnce];
+#pragma unroll
+        for (int u = 0; u < kRowsAtOnce; ++u) {
+          const I ru = r + u < re ? r + u : r;  // a row past the end re-reads row r, unwritten
+          const I i = ru / g.c;
+          cp[u] = col + i * csn + (ru - i * g.c) * csc;
+          acc[u] = A(0);
+        }
+        for (int q = 0; q < count; ++q) {
+#pragma unroll
+          for (int u = 0; u < kRowsAtOnce; ++u) acc[u] += Elem<T>::load(cp[u][offs[q]]);
+        }
+#pragma unroll
+        for (int u = 0; u < kRowsAtOnce; ++u) {
+          if (r + u < re) x[(n0 * g.c + r + u) * g.in_pix + ip] = Elem<T>::store(acc[u]);
+        }
+      }
+      continue;
+    }
     I i = rb / g.c;
     I c = rb - i * g.c;
-    for (I r = rb; r < re; ++r) {
+    for (; r < re; ++r) {
+      // More taps reach this pixel than a thread lists: they are walked again for every row.
       const T* cp = col + i * csn + c * csc;
       A acc = A(0);
-      if (listed) {
-        for (int q = 0; q < count; ++q) acc += Elem<T>::load(cp[offs[q]]);
-      } else {
-        for (I t0 = 0; t0 < g.filt[0]; ++t0) {
-          const I o0 = tap_output(g, 0, i0, t0);
-          if (o0 < 0) continue;
-          for (I t1 = 0; t1 < g.filt[1]; ++t1) {
-            const I o1 = tap_output(g, 1, i1, t1);
-            if (o1 < 0) continue;
-            for (I t2 = 0; t2 < g.filt[2]; ++t2) {
-              const I o2 = tap_output(g, 2, i2, t2);
-              if (o2 < 0) continue;
-              const I f = (t0 * g.filt[1] + t1) * g.filt[2] + t2;
-              acc += Elem<T>::load(cp[f * csf + (o0 * g.out[1] + o1) * g.out[2] + o2]);
-            }
+      for (I t0 = 0; t0 < g.filt[0]; ++t0) {
+        const I o0 = tap_output(g, 0, i0, t0);
+        if (o0 < 0) continue;
+        for (I t1 = 0; t1 < g.filt[1]; ++t1) {
+          const I o1 = tap_output(g, 1, i1, t1);
+          if (o1 < 0) continue;
+          for (I t2 = 0; t2 < g.filt[2]; ++t2) {
+            const I o2 = tap_output(g, 2, i2, t2);
+            if (o2 < 0) continue;
+            const I f = (t0 * g.filt[1] + t1) * g.filt[2] + t2;
+            acc += Elem<T>::load(cp[f * csf + (o0 * g.out[1] + o1) * g.out[2] + o2]);
           }
         }
       }
