@@ -75,8 +75,9 @@ double error_factor(const ConvShape& s, Direction d);
 double worst_error_factor(const ConvShape& s, Direction d);
 
 // Estimated GPU cost of a pass by winograd_gemm, im2col_gemm and implicit_gemm (infinity where
-// it does not apply), in bytes of DRAM traffic plus flops over the machine balance (see
-// winograd_gemm.cpp); all zero when the plan is not valid.
+// it does not apply: backward_weight, f64, f16/bf16 on matrix units), in bytes of DRAM traffic
+// plus flops over the machine balance (see winograd_gemm.cpp); all zero when the plan is not
+// valid. backward_weight on the CPU uses it too, with the CPU's balance.
 struct GpuCost {
   double winograd = 0.0, im2col = 0.0, implicit = 0.0;
 };

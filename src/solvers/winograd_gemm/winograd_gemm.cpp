@@ -306,18 +306,28 @@ namespace {
 // in channels-last, into a no). On the CPU (measured with the driver, see
 // docs/performance.md) fp32 and fp64 gain from 16 channels per group on; f16 and bf16 do not,
 // because the CPU GEMM provider widens and narrows every batch entry.
-// backward_weight on a GPU also needs 16 channels per group on each side: its GEMM per transform
-// point is only Cg x Kg with all tiles as the reduction, and below the provider's smallest tiles
-// (16 wide on matrix units) most of each tile is padding, which the estimate does not see; there
-// the estimate's gain over im2col_gemm is a few launches' worth and uncertain.
+// backward_weight, on both devices, takes the same estimate against im2col_gemm (the only other
+// solver for it) with at least 16 channels per group on each side: its GEMM per transform point
+// is only Cg x Kg, reduced over every tile, and below the provider's smallest tiles (16 wide on
+// matrix units) most of each tile is padding, which the estimate does not see. The estimate
+// matters most where the batch is small against the channels: U (T Cg Kg values per group) is
+// then written and read at a cost the few tiles do not repay (CPU, fp32, N=4, 512 channels at
+// 7x7: 12.7 ms against im2col_gemm's 7.3; at N=16 18.9 against 27.2). The CPU's balance is the
+// default family's; on the 2-core build machine it put all eight layers measured on the faster
+// side (docs/performance.md).
 bool worthwhile(const ConvShape& s, Direction d, const Capabilities& caps) {
   const int64_t channels = std::min(s.cg(), s.kg());
+  const bool wide = s.dtype == DataType::f32 || s.dtype == DataType::f64;
+  if (d == Direction::backward_weight) {
+    if (channels < 16 || (caps.kind != DeviceKind::gpu && !wide)) return false;
+    const winograd::GpuCost c = winograd::gpu_cost(s, d, caps);
+    return c.winograd < 0.9 * c.im2col;
+  }
   if (caps.kind == DeviceKind::gpu) {
-    if (d == Direction::backward_weight && channels < 16) return false;
     const winograd::GpuCost c = winograd::gpu_cost(s, d, caps);
     return c.winograd < 0.9 * std::min(c.im2col, c.implicit);
   }
-  return channels >= 16 && (s.dtype == DataType::f32 || s.dtype == DataType::f64);
+  return channels >= 16 && wide;
 }
 
 // The transforms on the device the context names.
