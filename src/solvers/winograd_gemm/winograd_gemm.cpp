@@ -313,8 +313,8 @@ namespace {
 // matters most where the batch is small against the channels: U (T Cg Kg values per group) is
 // then written and read at a cost the few tiles do not repay (CPU, fp32, N=4, 512 channels at
 // 7x7: 12.7 ms against im2col_gemm's 7.3; at N=16 18.9 against 27.2). The CPU's balance is the
-// default family's; on the 2-core build machine it put all eight layers measured on the faster
-// side (docs/performance.md).
+// default family's; on the 2-core build machine it put every layer measured with at least 16
+// channels on its faster side (docs/performance.md).
 bool worthwhile(const ConvShape& s, Direction d, const Capabilities& caps) {
   const int64_t channels = std::min(s.cg(), s.kg());
   const bool wide = s.dtype == DataType::f32 || s.dtype == DataType::f64;
