@@ -469,6 +469,22 @@ TEST(WinogradCost, FollowsTheMachineBalance) {
   }
 }
 
+// backward_weight moves the same bytes and does the same multiply-adds as forward, on both sides,
+// and implicit_gemm computes no weight gradient.
+TEST(WinogradCost, WeightGradientAgainstIm2colAlone) {
+  for (const Capabilities& caps : {fake_gpu(), fake_rdna1(), cpu_capabilities()}) {
+    for (const Layer& l : kResNet50) {
+      const ConvShape s = canonical_shape(resnet_layer(l, Layout::contiguous, DataType::f32));
+      const winograd::GpuCost f = winograd::gpu_cost(s, Direction::forward, caps);
+      const winograd::GpuCost w = winograd::gpu_cost(s, Direction::backward_weight, caps);
+      EXPECT_GT(w.winograd, 0.0);
+      EXPECT_EQ(w.winograd, f.winograd) << l.c << "@" << l.hw;
+      EXPECT_EQ(w.im2col, f.im2col) << l.c << "@" << l.hw;
+      EXPECT_TRUE(std::isinf(w.implicit)) << l.c << "@" << l.hw;
+    }
+  }
+}
+
 // The contiguous layout stores the transform domain channel-major (tiles innermost, so that the
 // transforms run along the tensor's W), channels-last row-major; the GEMM follows the storage.
 TEST(WinogradPlan, StorageFollowsTheLayout) {
