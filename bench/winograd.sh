@@ -4,6 +4,7 @@
 # Usage: bench/winograd.sh [build|test|verify|picks|time|all]   (default all)
 #   WG_BUILD   build directory (default build-gpu)
 #   WG_DTYPES  dtypes to time (default "f32 f16")
+#   WG_DIRECTIONS  passes for picks and time (default "forward backward_data backward_weight")
 set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${WG_BUILD:-$ROOT/build-gpu}
@@ -56,7 +57,7 @@ picks() {
   echo "$LAYERS" | while IFS='|' read -r name flags; do
     for dtype in ${WG_DTYPES:-f32 f16}; do
       for layout in contiguous channels_last; do
-        for dir in forward backward_data; do
+        for dir in ${WG_DIRECTIONS:-forward backward_data backward_weight}; do
           # shellcheck disable=SC2086
           pick=$("$BUILD"/gemmconv-driver --device gpu -n 32 $flags --filter 3x3 --pad 1 \
             --layout $layout --dtype $dtype --direction $dir --reps 1 --warmup 0 2>&1 |
@@ -73,7 +74,7 @@ time_layers() {
   echo "$LAYERS" | while IFS='|' read -r name flags; do
     for dtype in ${WG_DTYPES:-f32 f16}; do
       for layout in contiguous channels_last; do
-        for dir in forward backward_data; do
+        for dir in ${WG_DIRECTIONS:-forward backward_data backward_weight}; do
           for solver in winograd_gemm im2col_gemm implicit_gemm; do
             # shellcheck disable=SC2086
             line=$("$BUILD"/gemmconv-driver --device gpu -n 32 $flags --filter 3x3 --pad 1 \

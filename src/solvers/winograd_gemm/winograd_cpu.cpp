@@ -152,6 +152,87 @@ Status output(const Plan& p, const void* buf, void* dst, int64_t r0, int64_t row
   });
 }
 
+Status grad_output(const Plan& p, const void* dy, void* buf, int64_t r0, int64_t rows) {
+  const Geo<int64_t> q = Geo<int64_t>::make(p, r0, rows);
+  return dispatch_tile(p, [&](auto tile) {
+    using Tl = decltype(tile);
+    constexpr int kT = Tl::kT;
+    return dispatch_dtype(p.dtype, [&](auto tag) {
+      using T = typename decltype(tag)::type;
+      using A = typename Elem<T>::acc;
+      const T* s = static_cast<const T*>(dy);
+      T* bt = static_cast<T*>(buf);
+      const int64_t point = point_stride(q, q.dst_chg);
+      if (q.cm) {
+        parallel_for(q.dst_ch * blocks_of(rows), kBlock * kT, [&](int64_t b, int64_t e) {
+          A v[kBlock][kT];
+          for (int64_t item = b; item < e; ++item) {
+            const int64_t c = item / blocks_of(rows), rb = (item % blocks_of(rows)) * kBlock;
+            const int64_t nr = std::min(kBlock, rows - rb);
+            for (int64_t j = 0; j < nr; ++j) {
+              grad_output_tile<Tl::kAlphaH, Tl::kAlphaW>(q, s, rb + j, c, v[j]);
+            }
+            T* out = bt + row_offset(q, rb, c, q.dst_chg);
+            for (int t = 0; t < kT; ++t) {
+              for (int64_t j = 0; j < nr; ++j) out[t * point + j] = Elem<T>::store(v[j][t]);
+            }
+          }
+        });
+        return Status::success();
+      }
+      parallel_for(rows, q.dst_ch * kT, [&](int64_t b, int64_t e) {
+        A v[kBlock][kT];
+        for (int64_t r = b; r < e; ++r) {
+          for (int64_t c0 = 0; c0 < q.dst_ch; c0 += kBlock) {
+            const int64_t nc = std::min(kBlock, q.dst_ch - c0);
+            for (int64_t j = 0; j < nc; ++j) {
+              grad_output_tile<Tl::kAlphaH, Tl::kAlphaW>(q, s, r, c0 + j, v[j]);
+            }
+            int64_t base[kBlock];
+            for (int64_t j = 0; j < nc; ++j) base[j] = row_offset(q, r, c0 + j, q.dst_chg);
+            for (int t = 0; t < kT; ++t) {
+              for (int64_t j = 0; j < nc; ++j) bt[base[j] + t * point] = Elem<T>::store(v[j][t]);
+            }
+          }
+        }
+      });
+      return Status::success();
+    });
+  });
+}
+
+Status grad_filter(const Plan& p, const void* u, void* dw) {
+  const Geo<int64_t> q = Geo<int64_t>::make(p, 0, 0);
+  return dispatch_tile(p, [&](auto tile) {
+    using Tl = decltype(tile);
+    constexpr int kT = Tl::kT;
+    return dispatch_dtype(p.dtype, [&](auto tag) {
+      using T = typename decltype(tag)::type;
+      using A = typename Elem<T>::acc;
+      const T* ut = static_cast<const T*>(u);
+      T* wt = static_cast<T*>(dw);
+      const int64_t point = filter_point_stride(q);
+      parallel_for(q.g * q.cg, q.kg * kT, [&](int64_t b, int64_t e) {
+        A uv[kBlock][kT];
+        for (int64_t item = b; item < e; ++item) {
+          const int64_t grp = item / q.cg, c = item % q.cg;
+          for (int64_t k0 = 0; k0 < q.kg; k0 += kBlock) {
+            const int64_t nk = std::min(kBlock, q.kg - k0);
+            const T* in = ut + filter_offset(q, grp, c, k0);
+            for (int t = 0; t < kT; ++t) {
+              for (int64_t j = 0; j < nk; ++j) uv[j][t] = Elem<T>::load(in[t * point + j]);
+            }
+            for (int64_t j = 0; j < nk; ++j) {
+              grad_filter_tile<Tl::kAlphaH, Tl::kAlphaW, T>(q, uv[j], wt, grp, c, k0 + j);
+            }
+          }
+        }
+      });
+      return Status::success();
+    });
+  });
+}
+
 }  // namespace cpu
 }  // namespace winograd
 }  // namespace gemmconv

@@ -1,5 +1,7 @@
 // The winograd_gemm solver: stride-1 3x3 (and 3-tap 1-D) correlations as input, filter and
-// output transforms around one strided-batched GEMM over transform points and groups.
+// output transforms around one strided-batched GEMM over transform points and groups; the weight
+// gradient as input and dy transforms around the GEMM that sums over tiles, then the filter
+// gradient's transform.
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -63,6 +65,49 @@ double axis_worst_case(int alpha) {
   return worst;
 }
 
+namespace {
+
+// |B^T[xi][:]| and |A^T[:][xi]| under a norm (p = 1 or 2, returned as the sum of |x|^p).
+double bt_row(const Matrices& mt, int xi, int pw) {
+  double s = 0.0;
+  for (int i = 0; i < mt.alpha; ++i) s += std::pow(std::fabs(mt.bt[xi * mt.alpha + i]), pw);
+  return s;
+}
+double at_col(const Matrices& mt, int xi, int pw) {
+  double s = 0.0;
+  for (int o = 0; o < mt.m; ++o) s += std::pow(std::fabs(mt.at[o * mt.alpha + xi]), pw);
+  return s;
+}
+
+}  // namespace
+
+double axis_amplification_wgrad(int alpha) {
+  const Matrices mt = matrices(alpha);
+  double worst = 0.0;
+  for (int j = 0; j < mt.r; ++j) {
+    double sq = 0.0;
+    for (int xi = 0; xi < mt.alpha; ++xi) {
+      const double e = mt.g[xi * mt.r + j];
+      sq += e * e * bt_row(mt, xi, 2) * at_col(mt, xi, 2);
+    }
+    worst = std::max(worst, std::sqrt(sq / mt.m));
+  }
+  return worst;
+}
+
+double axis_worst_case_wgrad(int alpha) {
+  const Matrices mt = matrices(alpha);
+  double worst = 0.0;
+  for (int j = 0; j < mt.r; ++j) {
+    double sum = 0.0;
+    for (int xi = 0; xi < mt.alpha; ++xi) {
+      sum += std::fabs(mt.g[xi * mt.r + j]) * bt_row(mt, xi, 1) * at_col(mt, xi, 1);
+    }
+    worst = std::max(worst, sum / mt.m);
+  }
+  return worst;
+}
+
 double axis_amplification(int alpha) {
   const Matrices mt = matrices(alpha);
   double worst = 0.0;
@@ -88,12 +133,14 @@ int pick_alpha(int64_t taps, int64_t extent, DataType t) {
 
 Plan make_plan(const ConvShape& s, Direction d) {
   Plan p;
-  if (d != Direction::forward && d != Direction::backward_data) return p;
+  if (d == Direction::backward_bias) return p;
   if (!solvers::has_work(s) || s.cg() < 2) return p;
   if (s.filt[0] != 1 || s.pad[0] != 0 || s.stride[0] != 1 || s.out[0] != s.in[0]) return p;
   if (!axis_ok(s, 1) || !axis_ok(s, 2) || (s.filt[1] == 1 && s.filt[2] == 1)) return p;
+  // backward_weight keeps the forward geometry: source x, destination dy.
   const bool bwd = d == Direction::backward_data;
   p.backward = bwd;
+  p.weight_grad = d == Direction::backward_weight;
   p.n = s.n;
   p.planes = s.in[0];
   p.g = s.g;
@@ -126,12 +173,15 @@ Plan make_plan(const ConvShape& s, Direction d) {
 double error_factor(const ConvShape& s, Direction d) {
   const Plan p = make_plan(s, d);
   if (!p.valid) return 1.0;
+  if (p.weight_grad)
+    return axis_amplification_wgrad(p.alpha_h) * axis_amplification_wgrad(p.alpha_w);
   return axis_amplification(p.alpha_h) * axis_amplification(p.alpha_w);
 }
 
 double worst_error_factor(const ConvShape& s, Direction d) {
   const Plan p = make_plan(s, d);
   if (!p.valid) return 1.0;
+  if (p.weight_grad) return axis_worst_case_wgrad(p.alpha_h) * axis_worst_case_wgrad(p.alpha_w);
   return axis_worst_case(p.alpha_h) * axis_worst_case(p.alpha_w);
 }
 
@@ -154,36 +204,45 @@ using solvers::ChunkPlan;
 using solvers::WorkspaceLayout;
 
 struct Carve {
-  size_t u = 0, src = 0, dst = 0, total = 0;
+  size_t u = 0, src = 0, dst = 0, acc = 0, total = 0;
 };
 
-Carve carve(const winograd::Plan& p, int64_t rows) {
+// `acc`: the fp32 accumulator of an f16/bf16 weight gradient summed over several chunks, one value
+// per element of U.
+Carve carve(const winograd::Plan& p, int64_t rows, bool acc) {
   WorkspaceLayout l;
   Carve c;
   c.u = l.add(solvers::bytes_of(p.dtype, winograd::filter_elements(p)));
   c.src = l.add(solvers::bytes_of(p.dtype, winograd::source_elements(p, rows)));
   c.dst = l.add(solvers::bytes_of(p.dtype, winograd::dest_elements(p, rows)));
+  if (acc) {
+    c.acc = l.add(solvers::mul_sat(static_cast<size_t>(winograd::filter_elements(p)),
+                                   solvers::accumulator_element_size(p.dtype)));
+  }
   c.total = l.total();
   return c;
 }
 
 // The GEMM of `rows` tiles, bound to the buffers: the source buffer stands for the x side
-// forward (V) and the y side backward (the transformed dy), the destination buffer for the other.
+// forward and backward_weight (V) and the y side backward_data (the transformed dy), the
+// destination buffer for the other (backward_weight: the transformed dy); U is the w side.
 GemmDesc chunk_gemm(const ConvShape& s, Direction d, const winograd::Plan& p, int64_t rows, void* u,
-                    void* src, void* dst) {
+                    void* src, void* dst, double beta = 0.0) {
   const solvers::GemmMap map = solvers::gemm_map(s, d, winograd::scheme(p), rows, p.transforms);
   const ConvTensors sides = p.backward ? ConvTensors{dst, u, src} : ConvTensors{src, u, dst};
-  return map.bind(s.dtype, sides);
+  return map.bind(s.dtype, sides, beta);
 }
 
+// Chunks of tiles; an f16/bf16 weight gradient over several chunks sums U in fp32.
 ChunkPlan chunk_plan(const ConvShape& s, Direction d, const winograd::Plan& p, size_t budget) {
   if (!p.valid) return ChunkPlan{};
-  const auto bytes = [&p](int64_t rows, bool) { return carve(p, rows).total; };
+  const auto bytes = [&p](int64_t rows, bool acc) { return carve(p, rows, acc).total; };
   const auto gemm_ok = [&](int64_t rows) {
     const solvers::GemmMap map = solvers::gemm_map(s, d, winograd::scheme(p), rows, p.transforms);
     return map.valid && solvers::gemm_fits(chunk_gemm(s, d, p, rows, nullptr, nullptr, nullptr));
   };
-  return solvers::plan_chunks(p.tiles(), budget, false, bytes, gemm_ok);
+  const bool wide = p.weight_grad && solvers::needs_wide_accumulator(p.dtype);
+  return solvers::plan_chunks(p.tiles(), budget, wide, bytes, gemm_ok);
 }
 
 }  // namespace
@@ -209,6 +268,10 @@ namespace winograd {
 // move 8 (c + k) values per pixel against its 18 c, so winograd_gemm wins on traffic alone
 // (64 to 256 channels at 56..14 pixels) and loses at 7x7 (16 points for 49 pixels, and a
 // transformed filter as large as the activations).
+// backward_weight moves the same bytes the other way (x and dy read, both transform-domain
+// buffers written and read, U written and read, dw written) and does the same multiply-adds, on
+// both sides: the formulas hold as they are, except that implicit_gemm computes no weight
+// gradient (infinity), so the comparison is with im2col_gemm alone.
 GpuCost gpu_cost(const ConvShape& s, Direction d, const Capabilities& caps) {
   GpuCost c;
   const Plan p = make_plan(s, d);
@@ -225,8 +288,8 @@ GpuCost gpu_cost(const ConvShape& s, Direction d, const Capabilities& caps) {
   c.winograd = b * (ps * cs + 2.0 * rows * (cs + cd) + pd * cd + weights + 2.0 * T * cs * cd / g) +
                2.0 * rows * (cs / g) * cd / balance;
   c.im2col = b * (ps * cs + 2.0 * F * pd * cs + pd * cd + weights) + direct_flops / balance;
-  const bool implicit_ok =
-      s.dtype != DataType::f64 && (s.dtype == DataType::f32 || !caps.matrix_units);
+  const bool implicit_ok = d != Direction::backward_weight && s.dtype != DataType::f64 &&
+                           (s.dtype == DataType::f32 || !caps.matrix_units);
   c.implicit = implicit_ok ? b * (ps * cs + pd * cd + weights) + direct_flops / balance
                            : std::numeric_limits<double>::infinity();
   return c;
@@ -243,14 +306,67 @@ namespace {
 // in channels-last, into a no). On the CPU (measured with the driver, see
 // docs/performance.md) fp32 and fp64 gain from 16 channels per group on; f16 and bf16 do not,
 // because the CPU GEMM provider widens and narrows every batch entry.
+// backward_weight, on both devices, takes the same estimate against im2col_gemm (the only other
+// solver for it) with at least 16 channels per group on each side: its GEMM per transform point
+// is only Cg x Kg, reduced over every tile, and below the provider's smallest tiles (16 wide on
+// matrix units) most of each tile is padding, which the estimate does not see. The estimate
+// matters most where the batch is small against the channels: U (T Cg Kg values per group) is
+// then written and read at a cost the few tiles do not repay (CPU, fp32, N=4, 512 channels at
+// 7x7: 12.7 ms against im2col_gemm's 7.3; at N=16 18.9 against 27.2). The CPU's balance is the
+// default family's; on the 2-core build machine it put every layer measured with at least 16
+// channels on its faster side (docs/performance.md).
 bool worthwhile(const ConvShape& s, Direction d, const Capabilities& caps) {
+  const int64_t channels = std::min(s.cg(), s.kg());
+  const bool wide = s.dtype == DataType::f32 || s.dtype == DataType::f64;
+  if (d == Direction::backward_weight) {
+    if (channels < 16 || (caps.kind != DeviceKind::gpu && !wide)) return false;
+    const winograd::GpuCost c = winograd::gpu_cost(s, d, caps);
+    return c.winograd < 0.9 * c.im2col;
+  }
   if (caps.kind == DeviceKind::gpu) {
     const winograd::GpuCost c = winograd::gpu_cost(s, d, caps);
     return c.winograd < 0.9 * std::min(c.im2col, c.implicit);
   }
-  const int64_t channels = std::min(s.cg(), s.kg());
-  return channels >= 16 && (s.dtype == DataType::f32 || s.dtype == DataType::f64);
+  return channels >= 16 && wide;
 }
+
+// The transforms on the device the context names.
+struct Kernels {
+  const ExecContext& ctx;
+  const winograd::Plan& p;
+  bool gpu;
+
+  Status filter(const void* w, void* u) const {
+#ifdef GEMMCONV_WITH_GPU
+    if (gpu) return winograd::gpu::filter(ctx, p, w, u);
+#endif
+    return winograd::cpu::filter(p, w, u);
+  }
+  Status input(const void* src, void* buf, int64_t r0, int64_t rows) const {
+#ifdef GEMMCONV_WITH_GPU
+    if (gpu) return winograd::gpu::input(ctx, p, src, buf, r0, rows);
+#endif
+    return winograd::cpu::input(p, src, buf, r0, rows);
+  }
+  Status output(const void* buf, void* dst, int64_t r0, int64_t rows) const {
+#ifdef GEMMCONV_WITH_GPU
+    if (gpu) return winograd::gpu::output(ctx, p, buf, dst, r0, rows);
+#endif
+    return winograd::cpu::output(p, buf, dst, r0, rows);
+  }
+  Status grad_output(const void* dy, void* buf, int64_t r0, int64_t rows) const {
+#ifdef GEMMCONV_WITH_GPU
+    if (gpu) return winograd::gpu::grad_output(ctx, p, dy, buf, r0, rows);
+#endif
+    return winograd::cpu::grad_output(p, dy, buf, r0, rows);
+  }
+  Status grad_filter(const void* u, void* dw) const {
+#ifdef GEMMCONV_WITH_GPU
+    if (gpu) return winograd::gpu::grad_filter(ctx, p, u, dw);
+#endif
+    return winograd::cpu::grad_filter(p, u, dw);
+  }
+};
 
 class WinogradGemmSolver final : public Solver {
  public:
@@ -294,45 +410,59 @@ class WinogradGemmSolver final : public Solver {
 #ifndef GEMMCONV_WITH_GPU
     if (gpu) return Status(StatusCode::unsupported, "winograd_gemm: this build has no GPU support");
 #endif
-    const Carve cv = carve(p, cp.chunk);
+    const Carve cv = carve(p, cp.chunk, cp.accumulator);
     void* u = solvers::at_byte(ctx.workspace, cv.u);
     void* src_buf = solvers::at_byte(ctx.workspace, cv.src);
     void* dst_buf = solvers::at_byte(ctx.workspace, cv.dst);
+    const Kernels kern{ctx, p, gpu};
+    if (p.weight_grad) {
+      void* acc = cp.accumulator ? solvers::at_byte(ctx.workspace, cv.acc) : nullptr;
+      return run_weight_grad(s, d, t, ctx, p, cp.chunk, kern, u, src_buf, dst_buf, acc);
+    }
     const void* src = p.backward ? t.y : t.x;
     void* dst = p.backward ? t.x : t.y;
 
-    Status st;
-#ifdef GEMMCONV_WITH_GPU
-    if (gpu) {
-      st = winograd::gpu::filter(ctx, p, t.w, u);
-    } else {
-      st = winograd::cpu::filter(p, t.w, u);
-    }
-#else
-    st = winograd::cpu::filter(p, t.w, u);
-#endif
+    Status st = kern.filter(t.w, u);
     if (!st.ok()) return st;
     const int64_t tiles = p.tiles();
     for (int64_t r0 = 0; r0 < tiles; r0 += cp.chunk) {
       const int64_t rows = std::min(cp.chunk, tiles - r0);
-#ifdef GEMMCONV_WITH_GPU
-      st = gpu ? winograd::gpu::input(ctx, p, src, src_buf, r0, rows)
-               : winograd::cpu::input(p, src, src_buf, r0, rows);
-#else
-      st = winograd::cpu::input(p, src, src_buf, r0, rows);
-#endif
+      st = kern.input(src, src_buf, r0, rows);
       if (!st.ok()) return st;
       st = solvers::run_gemm(ctx, chunk_gemm(s, d, p, rows, u, src_buf, dst_buf));
       if (!st.ok()) return st;
-#ifdef GEMMCONV_WITH_GPU
-      st = gpu ? winograd::gpu::output(ctx, p, dst_buf, dst, r0, rows)
-               : winograd::cpu::output(p, dst_buf, dst, r0, rows);
-#else
-      st = winograd::cpu::output(p, dst_buf, dst, r0, rows);
-#endif
+      st = kern.output(dst_buf, dst, r0, rows);
       if (!st.ok()) return st;
     }
     return Status::success();
+  }
+
+ private:
+  // backward_weight: per chunk of tiles (in a fixed order) V from x, the transformed dy, and
+  // U += V^T M through the GEMM (beta 1 after the first chunk, or an fp32 accumulator for
+  // f16/bf16), then U back to dw. Every sum is over a fixed order: bitwise repeatable.
+  static Status run_weight_grad(const ConvShape& s, Direction d, const ConvTensors& t,
+                                const ExecContext& ctx, const winograd::Plan& p, int64_t chunk,
+                                const Kernels& kern, void* u, void* src_buf, void* dst_buf,
+                                void* acc) {
+    solvers::WeightGradAccumulator usum(ctx, p.dtype, u, winograd::filter_elements(p), acc);
+    const int64_t tiles = p.tiles();
+    int64_t index = 0;
+    Status st;
+    for (int64_t r0 = 0; r0 < tiles; r0 += chunk, ++index) {
+      const int64_t rows = std::min(chunk, tiles - r0);
+      st = kern.input(t.x, src_buf, r0, rows);
+      if (!st.ok()) return st;
+      st = kern.grad_output(t.y, dst_buf, r0, rows);
+      if (!st.ok()) return st;
+      st = solvers::run_gemm(ctx, chunk_gemm(s, d, p, rows, u, src_buf, dst_buf, usum.beta(index)));
+      if (!st.ok()) return st;
+      st = usum.after_chunk(index);
+      if (!st.ok()) return st;
+    }
+    st = usum.finish();
+    if (!st.ok()) return st;
+    return kern.grad_filter(u, t.w);
   }
 };
 

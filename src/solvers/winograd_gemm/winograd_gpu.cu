@@ -3,7 +3,8 @@
 // on neighbouring tiles in the contiguous layout (channel-major buffers [T][g][chg][rows]), so
 // that in both layouts the buffer is read and written in whole lines and the tensor along its
 // innermost extent. The output transform writes the destination tensor in its final layout: no
-// permute follows.
+// permute follows. The weight gradient's transforms (dy into the transform domain, the summed
+// gradient back to the filter) mirror the output and filter transforms.
 #include <algorithm>
 #include <cstdint>
 
@@ -76,6 +77,35 @@ __global__ void filter_kernel(Geo<I> q, const T* __restrict__ w, T* __restrict__
   }
 }
 
+// backward_weight: dy tiles into the destination-side buffer, one thread per (tile, channel),
+// arranged like the output transform.
+template <int kAH, int kAW, class T, class I>
+__global__ void grad_output_kernel(Geo<I> q, const T* __restrict__ dy, T* __restrict__ buf,
+                                   I items) {
+  for (I item =
+           static_cast<I>(blockIdx.x) * static_cast<I>(blockDim.x) + static_cast<I>(threadIdx.x);
+       item < items; item += static_cast<I>(gridDim.x) * static_cast<I>(blockDim.x)) {
+    I r, c;
+    split(q, item, q.dst_ch, &r, &c);
+    grad_output_one<kAH, kAW>(q, dy, buf, r, c);
+  }
+}
+
+// backward_weight: U back to the filter, column kk fastest (U is read along kg), like the filter
+// transform.
+template <int kAH, int kAW, class T, class I>
+__global__ void grad_filter_kernel(Geo<I> q, const T* __restrict__ u, T* __restrict__ dw, I items) {
+  for (I item =
+           static_cast<I>(blockIdx.x) * static_cast<I>(blockDim.x) + static_cast<I>(threadIdx.x);
+       item < items; item += static_cast<I>(gridDim.x) * static_cast<I>(blockDim.x)) {
+    const I kk = item % q.kg;
+    const I gc = item / q.kg;
+    const I c = gc % q.cg;
+    const I grp = gc / q.cg;
+    grad_filter_one<kAH, kAW>(q, u, dw, grp, c, kk);
+  }
+}
+
 // Whether a 32-bit index covers the tensors, the buffers and the grid-stride overshoot.
 bool wide(const Plan& p, int64_t rows) {
   const int64_t margin = int64_t(1) << 26;
@@ -141,6 +171,45 @@ Status output(const ExecContext& ctx, const Plan& p, const void* buf, void* dst,
             <<<grid_for(ctx, items), kThreads, 0, stream_of(ctx)>>>(
                 q, static_cast<const T*>(buf), static_cast<T*>(dst), static_cast<I>(items));
         GEMMCONV_CHECK_LAUNCH("winograd output transform");
+        return Status::success();
+      });
+    });
+  });
+}
+
+Status grad_output(const ExecContext& ctx, const Plan& p, const void* dy, void* buf, int64_t r0,
+                   int64_t rows) {
+  return dispatch_tile(p, [&](auto tile) {
+    using Tl = decltype(tile);
+    return dispatch_dtype(p.dtype, [&](auto tag) {
+      using T = typename decltype(tag)::type;
+      return dispatch_index(wide(p, rows), [&](auto itag) {
+        using I = typename decltype(itag)::type;
+        const Geo<I> q = Geo<I>::make(p, r0, rows);
+        const int64_t items = rows * p.dst_ch;
+        grad_output_kernel<Tl::kAlphaH, Tl::kAlphaW, T, I>
+            <<<grid_for(ctx, items), kThreads, 0, stream_of(ctx)>>>(
+                q, static_cast<const T*>(dy), static_cast<T*>(buf), static_cast<I>(items));
+        GEMMCONV_CHECK_LAUNCH("winograd weight-gradient dy transform");
+        return Status::success();
+      });
+    });
+  });
+}
+
+Status grad_filter(const ExecContext& ctx, const Plan& p, const void* u, void* dw) {
+  return dispatch_tile(p, [&](auto tile) {
+    using Tl = decltype(tile);
+    return dispatch_dtype(p.dtype, [&](auto tag) {
+      using T = typename decltype(tag)::type;
+      return dispatch_index(wide(p, 0), [&](auto itag) {
+        using I = typename decltype(itag)::type;
+        const Geo<I> q = Geo<I>::make(p, 0, 0);
+        const int64_t items = int64_t(q.g) * q.cg * q.kg;
+        grad_filter_kernel<Tl::kAlphaH, Tl::kAlphaW, T, I>
+            <<<grid_for(ctx, items), kThreads, 0, stream_of(ctx)>>>(
+                q, static_cast<const T*>(u), static_cast<T*>(dw), static_cast<I>(items));
+        GEMMCONV_CHECK_LAUNCH("winograd weight-gradient filter transform");
         return Status::success();
       });
     });

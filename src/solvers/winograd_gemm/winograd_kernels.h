@@ -202,6 +202,73 @@ GEMMCONV_HD inline void filter_one(const Geo<I>& q, const T* __restrict__ w, T* 
   for (int t = 0; t < kT; ++t) out[t * point] = Elem<T>::store(uv[t]);
 }
 
+// backward_weight. Destination tile (chunk row r, destination channel c) of dy, zero past the
+// tensor's edge -> its kAH * kAW transform-domain values (A dy A^T).
+template <int kAH, int kAW, class T, class I>
+GEMMCONV_HD inline void grad_output_tile(const Geo<I>& q, const T* __restrict__ dy, I r, I c,
+                                         typename Elem<T>::acc* v) {
+  using A = typename Elem<T>::acc;
+  using Tl = Tile<kAH, kAW>;
+  I i, pl, ty, tx;
+  q.tile_of(r, &i, &pl, &ty, &tx);
+  const I h0 = ty * static_cast<I>(Tl::kMH), w0 = tx * static_cast<I>(Tl::kMW);
+  A y[Tl::kMH * Tl::kMW];
+  for (int a = 0; a < Tl::kMH; ++a) {
+    const I h = h0 + a;
+    for (int b = 0; b < Tl::kMW; ++b) {
+      const I w = w0 + b;
+      y[a * Tl::kMW + b] =
+          h < q.dst_h && w < q.dst_w
+              ? Elem<T>::load(dy[q.offset(i, c, pl, h, w, q.dst_ch, q.dst_h, q.dst_w)])
+              : A(0);
+    }
+  }
+  Tl::grad_output(y, v);
+}
+
+// dy tile (chunk row r, destination channel c) -> the destination-side buffer, where the forward
+// pass's GEMM would have left M.
+template <int kAH, int kAW, class T, class I>
+GEMMCONV_HD inline void grad_output_one(const Geo<I>& q, const T* __restrict__ dy,
+                                        T* __restrict__ buf, I r, I c) {
+  using A = typename Elem<T>::acc;
+  constexpr int kT = kAH * kAW;
+  A v[kT];
+  grad_output_tile<kAH, kAW>(q, dy, r, c, v);
+  const I point = point_stride(q, q.dst_chg);
+  T* out = buf + row_offset(q, r, c, q.dst_chg);
+  for (int t = 0; t < kT; ++t) out[t * point] = Elem<T>::store(v[t]);
+}
+
+// Transform-domain gradient uv (group grp, channel c of the group's cg, column kk of its kg) ->
+// the taps of dw[grp * kg + kk][c] (G^T u G), in the weight's layout.
+template <int kAH, int kAW, class T, class I>
+GEMMCONV_HD inline void grad_filter_tile(const Geo<I>& q, const typename Elem<T>::acc* uv,
+                                         T* __restrict__ dw, I grp, I c, I kk) {
+  using A = typename Elem<T>::acc;
+  using Tl = Tile<kAH, kAW>;
+  constexpr int kTaps = Tl::kRH * Tl::kRW;
+  A gv[kTaps];
+  Tl::grad_filter(uv, gv);
+  const I k = grp * q.kg + kk;
+  for (int t = 0; t < kTaps; ++t) {
+    const I off = q.cl ? (k * kTaps + t) * q.cg + c : (k * q.cg + c) * kTaps + t;
+    dw[off] = Elem<T>::store(gv[t]);
+  }
+}
+
+template <int kAH, int kAW, class T, class I>
+GEMMCONV_HD inline void grad_filter_one(const Geo<I>& q, const T* __restrict__ u,
+                                        T* __restrict__ dw, I grp, I c, I kk) {
+  using A = typename Elem<T>::acc;
+  constexpr int kT = kAH * kAW;
+  const I point = filter_point_stride(q);
+  const T* in = u + filter_offset(q, grp, c, kk);
+  A uv[kT];
+  for (int t = 0; t < kT; ++t) uv[t] = Elem<T>::load(in[t * point]);
+  grad_filter_tile<kAH, kAW, T>(q, uv, dw, grp, c, kk);
+}
+
 // Calls f(Tile<alpha_h, alpha_w>{}) for the plan's tile and returns what f returns.
 template <class F>
 Status dispatch_tile(const Plan& p, F&& f) {

@@ -38,6 +38,16 @@ struct Axis<1> {
     y[0] = m[0 * ms];
     (void)ys;
   }
+  template <class A>
+  GEMMCONV_HD static void grad_output(const A* y, int ys, A* v, int vs) {
+    v[0] = y[0 * ys];
+    (void)vs;
+  }
+  template <class A>
+  GEMMCONV_HD static void grad_filter(const A* u, int us, A* g, int gs) {
+    g[0] = u[0 * us];
+    (void)gs;
+  }
 };
 
 // F(2,3).
@@ -67,6 +77,25 @@ struct Axis<4> {
     const A m0 = m[0], m1 = m[ms], m2 = m[2 * ms], m3 = m[3 * ms];
     y[0] = m0 + m1 + m2;
     y[ys] = m1 - m2 - m3;
+  }
+  // v = A y (the transpose of output).
+  template <class A>
+  GEMMCONV_HD static void grad_output(const A* y, int ys, A* v, int vs) {
+    const A y0 = y[0], y1 = y[ys];
+    v[0] = y0;
+    v[vs] = y0 + y1;
+    v[2 * vs] = y0 - y1;
+    v[3 * vs] = -y1;
+  }
+  // g = G^T u (the transpose of filter).
+  template <class A>
+  GEMMCONV_HD static void grad_filter(const A* u, int us, A* g, int gs) {
+    const A u0 = u[0], u1 = u[us], u2 = u[2 * us], u3 = u[3 * us];
+    const A h = A(0.5);
+    const A s = h * (u1 + u2);
+    g[0] = u0 + s;
+    g[gs] = h * (u1 - u2);
+    g[2 * gs] = s + u3;
   }
 };
 
@@ -108,6 +137,29 @@ struct Axis<6> {
     y[2 * ys] = s12 + A(4) * s34;
     y[3 * ys] = d12 + A(8) * d34 + m5;
   }
+  // v = A y (the transpose of output).
+  template <class A>
+  GEMMCONV_HD static void grad_output(const A* y, int ys, A* v, int vs) {
+    const A y0 = y[0], y1 = y[ys], y2 = y[2 * ys], y3 = y[3 * ys];
+    const A e = y0 + y2, o = y1 + y3;
+    const A e4 = y0 + A(4) * y2, o8 = A(2) * y1 + A(8) * y3;
+    v[0] = y0;
+    v[vs] = e + o;
+    v[2 * vs] = e - o;
+    v[3 * vs] = e4 + o8;
+    v[4 * vs] = e4 - o8;
+    v[5 * vs] = y3;
+  }
+  // g = G^T u (the transpose of filter).
+  template <class A>
+  GEMMCONV_HD static void grad_filter(const A* u, int us, A* g, int gs) {
+    const A u0 = u[0], u1 = u[us], u2 = u[2 * us], u3 = u[3 * us], u4 = u[4 * us], u5 = u[5 * us];
+    const A sixth = A(1) / A(6), twelfth = A(1) / A(12), quarter = A(0.25);
+    const A s12 = u1 + u2, d12 = u1 - u2, s34 = u3 + u4, d34 = u3 - u4;
+    g[0] = quarter * (u0 + sixth * s34) - sixth * s12;  // u0/4 - s12/6 + s34/24
+    g[gs] = twelfth * d34 - sixth * d12;
+    g[2 * gs] = sixth * (s34 - s12) + u5;
+  }
 };
 
 // 2-D transforms of one tile, kAH x kAW transform points, row-major arrays.
@@ -141,6 +193,21 @@ struct Tile {
     for (int a = 0; a < kAH; ++a) W::output(m + a * kAW, 1, t + a * kMW, 1);
     for (int b = 0; b < kMW; ++b) H::output(t + b, kMW, y + b, kMW);
   }
+  // The weight gradient's transforms, the transposes of output and filter.
+  // dy [kMH][kMW] -> [kAH][kAW] (A dy A^T).
+  template <class A>
+  GEMMCONV_HD static void grad_output(const A* y, A* v) {
+    A t[kMH * kAW];
+    for (int a = 0; a < kMH; ++a) W::grad_output(y + a * kMW, 1, t + a * kAW, 1);
+    for (int b = 0; b < kAW; ++b) H::grad_output(t + b, kAW, v + b, kAW);
+  }
+  // u [kAH][kAW] -> g [kRH][kRW] (G^T u G).
+  template <class A>
+  GEMMCONV_HD static void grad_filter(const A* u, A* g) {
+    A t[kAH * kRW];
+    for (int a = 0; a < kAH; ++a) W::grad_filter(u + a * kAW, 1, t + a * kRW, 1);
+    for (int b = 0; b < kRW; ++b) H::grad_filter(t + b, kRW, g + b, kRW);
+  }
 };
 
 // The matrices themselves (row-major), for the error analysis and the tests; the code above is
@@ -164,6 +231,17 @@ double axis_amplification(int alpha);
 // absolute direct products): max_o sum_{i, j, xi} |A^T[o][xi]| |G[xi][j]| |B^T[xi][i]| / r,
 // 8/3 for F(2,3) and 16 for F(4,3). It bounds the storage roundings in the tolerance.
 double axis_worst_case(int alpha);
+
+// The same two factors for the weight gradient, dw[j] = sum_xi G[xi][j] (sum over tiles of
+// (B^T d)[xi] (A dy)[xi]): the roles of A^T and G swap. An error relative to the transform-domain
+// sum at xi reaches tap j scaled by G[xi][j]; the sum's typical size per tile is
+// |B^T[xi][:]|_2 |A^T[:][xi]|_2 against sqrt(m) for the direct sum of the tile's m products:
+//   max_j |(G[xi][j] |B^T[xi][:]|_2 |A^T[:][xi]|_2)_xi|_2 / sqrt(m),
+// sqrt(2) = 1.41 for F(2,3) and 4.92 for F(4,3); and in the worst case
+//   max_j sum_{xi, i, o} |G[xi][j]| |B^T[xi][i]| |A^T[o][xi]| / m,
+// 3 for F(2,3) and 40/3 for F(4,3).
+double axis_amplification_wgrad(int alpha);
+double axis_worst_case_wgrad(int alpha);
 
 }  // namespace winograd
 }  // namespace gemmconv
