@@ -182,7 +182,7 @@ const void* pointer_of(const ConvTensors& t, ConvSide s) {
 // So sample_major moves less when
 //   k*c*F < k*P + (x_in_place ? c*P : 0),
 // independent of the chunk size. Examples (batch 32): 1x1 256->64 at 56x56 (P = 3136, x in
-// place): 16384 < 401408, sample_major; 3x3 64->64 at 56x56 (c*F = 576): 36864 < 200704,
+// place): 16384 < 1003520, sample_major; 3x3 64->64 at 56x56 (c*F = 576): 36864 < 200704,
 // sample_major; 3x3 512->512 at 7x7 (P = 49, c*F = 4608): group_major. With one sample the
 // group_major path permutes nothing, so partials could only add work.
 bool sample_major_weight_gradient(const ConvShape& s, bool x_in_place) {
