@@ -1,6 +1,7 @@
 // Argument checks of the ops and their dispatch to the CPU twins or the GPU kernels.
 #include "kernels/ops.h"
 
+#include <limits>
 #include <string>
 
 #include "kernels/ops_gpu.h"
@@ -171,6 +172,28 @@ Status narrow(const ExecContext& ctx, DataType t, const void* acc, void* dst, in
   GEMMCONV_TRY(check_ptr("narrow", "acc", acc, count));
   GEMMCONV_TRY(check_ptr("narrow", "dst", dst, count));
   GEMMCONV_OPS_DISPATCH(narrow, ctx, t, acc, dst, count);
+}
+
+Status sum_partials(const ExecContext& ctx, DataType t, const void* partials, int64_t batch,
+                    int64_t count, void* w, void* acc, bool first) {
+  GEMMCONV_TRY(check_ctx("sum_partials", ctx));
+  GEMMCONV_TRY(check_count("sum_partials", "batch", batch));
+  GEMMCONV_TRY(check_count("sum_partials", "count", count));
+  if (batch > 0 && count > std::numeric_limits<int64_t>::max() / batch) {
+    return bad("sum_partials", "batch " + std::to_string(batch) + " times count " +
+                                   std::to_string(count) + " overflows");
+  }
+  GEMMCONV_TRY(check_ptr("sum_partials", "partials", partials, batch * count));
+  if (acc != nullptr) {
+    GEMMCONV_TRY(check_ptr("sum_partials", "acc", acc, count));
+  } else {
+    GEMMCONV_TRY(check_ptr("sum_partials", "w", w, count));
+    if (!first && t != DataType::f32 && t != DataType::f64) {
+      return bad("sum_partials", std::string("a running total in w of type ") + to_string(t) +
+                                     " would be rounded between calls: pass an fp32 acc");
+    }
+  }
+  GEMMCONV_OPS_DISPATCH(sum_partials, ctx, t, partials, batch, count, w, acc, first);
 }
 
 Status fill_zero(const ExecContext& ctx, void* dst, size_t bytes) {

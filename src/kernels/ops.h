@@ -64,6 +64,16 @@ Status accumulate(const ExecContext& ctx, DataType t, const void* src, void* acc
 // dst[i] = acc[i] rounded to t; acc is float, or double when t is f64.
 Status narrow(const ExecContext& ctx, DataType t, const void* acc, void* dst, int64_t count);
 
+// The sum of per-sample partial weight gradients: for i < count,
+//   total[i] = (first ? 0 : total[i]) + p[0][i] + p[1][i] + ... + p[batch - 1][i]
+// with p = partials [batch][count] in t, added in that order (b ascending) in fp32 (fp64 for
+// f64), one thread per element, no atomics. The running total lives in `acc` (float, or double for
+// f64) when acc is not null, and w is left alone (ops::narrow writes it at the end); otherwise it
+// lives in w, rounded to t after each call, so calls after the first (first == false) need t to
+// be f32 or f64. Splitting the samples over several calls in order gives the same bits as one.
+Status sum_partials(const ExecContext& ctx, DataType t, const void* partials, int64_t batch,
+                    int64_t count, void* w, void* acc, bool first);
+
 Status fill_zero(const ExecContext& ctx, void* dst, size_t bytes);
 
 }  // namespace ops

@@ -341,6 +341,40 @@ Status narrow(const ExecContext&, DataType t, const void* acc, void* dst, int64_
   });
 }
 
+// Each thread owns a range of elements and adds the partials into a local running total, sample
+// by sample: every element still receives its terms in sample order, whatever the split.
+Status sum_partials(const ExecContext&, DataType t, const void* partials, int64_t batch,
+                    int64_t count, void* w, void* acc, bool first) {
+  return dispatch_dtype(t, [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    using A = typename Elem<T>::acc;
+    const T* pp = static_cast<const T*>(partials);
+    T* wp = static_cast<T*>(w);
+    A* ap = static_cast<A*>(acc);
+    parallel_for(count, batch, [&](int64_t b, int64_t e) {
+      std::vector<A> total(static_cast<size_t>(e - b), A(0));
+      if (!first) {
+        for (int64_t i = b; i < e; ++i) {
+          total[static_cast<size_t>(i - b)] = ap != nullptr ? ap[i] : Elem<T>::load(wp[i]);
+        }
+      }
+      for (int64_t s = 0; s < batch; ++s) {
+        const T* row = pp + s * count;
+        for (int64_t i = b; i < e; ++i) total[static_cast<size_t>(i - b)] += Elem<T>::load(row[i]);
+      }
+      for (int64_t i = b; i < e; ++i) {
+        const A v = total[static_cast<size_t>(i - b)];
+        if (ap != nullptr) {
+          ap[i] = v;
+        } else {
+          wp[i] = Elem<T>::store(v);
+        }
+      }
+    });
+    return Status();
+  });
+}
+
 Status fill_zero(const ExecContext&, void* dst, size_t bytes) {
   if (bytes > 0) std::memset(dst, 0, bytes);
   return Status();

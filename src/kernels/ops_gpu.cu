@@ -487,6 +487,25 @@ __global__ void narrow_kernel(const typename Elem<T>::acc* __restrict__ acc, T* 
     dst[idx] = Elem<T>::store(acc[idx]);
 }
 
+// One thread per element, consecutive threads on consecutive elements (coalesced for every
+// sample's row), summing the samples in ascending order.
+template <class T, class I>
+__global__ void sum_partials_kernel(const T* __restrict__ partials, I batch, I count,
+                                    T* __restrict__ w, typename Elem<T>::acc* __restrict__ acc,
+                                    bool first) {
+  using A = typename Elem<T>::acc;
+  for (I idx = global_x<I>(); idx < count; idx += stride_x<I>()) {
+    A total = A(0);
+    if (!first) total = acc != nullptr ? acc[idx] : Elem<T>::load(w[idx]);
+    for (I b = 0; b < batch; ++b) total += Elem<T>::load(partials[b * count + idx]);
+    if (acc != nullptr) {
+      acc[idx] = total;
+    } else {
+      w[idx] = Elem<T>::store(total);
+    }
+  }
+}
+
 // ------------------------------------------------------------------ reference convolution
 
 template <class T, class I>
@@ -654,6 +673,23 @@ Status narrow(const ExecContext& ctx, DataType t, const void* acc, void* dst, in
       narrow_kernel<T, I><<<grid_1d(ctx, count, kBlock), kBlock, 0, stream_of(ctx)>>>(
           static_cast<const A*>(acc), static_cast<T*>(dst), static_cast<I>(count));
       GEMMCONV_CHECK_LAUNCH("narrow kernel");
+      return Status();
+    });
+  });
+}
+
+Status sum_partials(const ExecContext& ctx, DataType t, const void* partials, int64_t batch,
+                    int64_t count, void* w, void* acc, bool first) {
+  if (count == 0) return Status();
+  return dispatch_dtype(t, [&](auto ttag) {
+    using T = typename decltype(ttag)::type;
+    using A = typename Elem<T>::acc;
+    return dispatch_index(wide(batch * count), [&](auto itag) {
+      using I = typename decltype(itag)::type;
+      sum_partials_kernel<T, I><<<grid_1d(ctx, count, kBlock), kBlock, 0, stream_of(ctx)>>>(
+          static_cast<const T*>(partials), static_cast<I>(batch), static_cast<I>(count),
+          static_cast<T*>(w), static_cast<A*>(acc), first);
+      GEMMCONV_CHECK_LAUNCH("sum_partials kernel");
       return Status();
     });
   });

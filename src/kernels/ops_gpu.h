@@ -23,6 +23,8 @@ namespace gemmconv {
   Status accumulate(const ExecContext& ctx, DataType t, const void* src, void* acc, int64_t count, \
                     bool first);                                                                   \
   Status narrow(const ExecContext& ctx, DataType t, const void* acc, void* dst, int64_t count);    \
+  Status sum_partials(const ExecContext& ctx, DataType t, const void* partials, int64_t batch,     \
+                      int64_t count, void* w, void* acc, bool first);                              \
   Status fill_zero(const ExecContext& ctx, void* dst, size_t bytes);
 
 namespace cpu_ops {

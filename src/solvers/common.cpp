@@ -159,6 +159,10 @@ Status WeightGradAccumulator::after_chunk(int64_t index) {
   return ops::accumulate(ctx_, t_, w_, acc_, count_, index == 0);
 }
 
+Status WeightGradAccumulator::add_partials(int64_t index, const void* partials, int64_t batch) {
+  return ops::sum_partials(ctx_, t_, partials, batch, count_, w_, acc_, index == 0);
+}
+
 Status WeightGradAccumulator::finish() {
   if (acc_ == nullptr) return Status::success();
   return ops::narrow(ctx_, t_, acc_, w_, count_);

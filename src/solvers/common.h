@@ -105,8 +105,9 @@ bool has_work(const ConvShape& s);
 bool is_1x1(const ConvShape& s);  // 1x1x1 filter with no leading padding
 
 // Sums chunked weight gradients: chunk i's GEMM writes into `w` (beta 0 for f16/bf16, the
-// accumulator keeping the total; beta 1 after the first chunk otherwise). `acc` is the fp32
-// accumulator (nullptr when the whole reduction is one chunk or t is f32/f64).
+// accumulator keeping the total; beta 1 after the first chunk otherwise), or into per-sample
+// partials that add_partials sums. `acc` is the fp32 accumulator (nullptr when the whole
+// reduction is one chunk or t is f32/f64).
 class WeightGradAccumulator {
  public:
   WeightGradAccumulator(const ExecContext& ctx, DataType t, void* w, int64_t count, void* acc)
@@ -115,6 +116,10 @@ class WeightGradAccumulator {
   double beta(int64_t index) const;
   // Called after chunk `index`'s GEMM.
   Status after_chunk(int64_t index);
+  // For a chunk whose GEMM wrote one partial gradient per sample ([batch][count] in t) instead of
+  // writing into w (called in place of beta / after_chunk): adds them to the total in sample
+  // order, in fp32 (fp64 for f64), so that any chunking sums every element in the same order.
+  Status add_partials(int64_t index, const void* partials, int64_t batch);
   // Called once after the last chunk.
   Status finish();
 

@@ -37,7 +37,8 @@ GemmMap channels_last(const ConvShape& s, Direction d, int64_t rows) {
   return GemmMap{};
 }
 
-// One group, batched over samples: the weight is shared (batch stride 0).
+// One group, batched over samples: the weight is shared (batch stride 0); the weight gradient
+// writes one partial per sample (batch stride k*c*F) for the caller to sum.
 GemmMap sample_major(const ConvShape& s, Direction d, int64_t rows) {
   const int64_t k = s.k, P = s.out_pixels(), cF = s.c * s.filt_pixels();
   if (s.g != 1 || P < 1 || rows % P != 0) return GemmMap{};
@@ -51,6 +52,8 @@ GemmMap sample_major(const ConvShape& s, Direction d, int64_t rows) {
     case Direction::backward_data:
       return make(sc, cF, P, k, samples, side(ConvSide::w, true, cF, 0), y, x);
     case Direction::backward_weight:
+      return make(sc, k, cF, P, samples, y, side(ConvSide::x, true, P, cF * P),
+                  side(ConvSide::w, false, cF, k * cF));
     case Direction::backward_bias:
       break;
   }
@@ -170,9 +173,34 @@ const void* pointer_of(const ConvTensors& t, ConvSide s) {
 
 }  // namespace
 
-GemmScheme explicit_scheme(const ConvShape& s, Direction d) {
+// Data moved per sample of a chunk, in elements, counting each intermediate once written and
+// once read (the GEMMs read x's columns and y either way, and write w once per problem):
+//   group_major:  y permuted to [k][rows]: 2*k*P; x gathered into [c*F][rows]: 2*c*F*P.
+//   sample_major: the partial [k][c*F] written by the GEMM and read by the sum: 2*k*c*F; x
+//                 gathered into [n][c*F][P] (the same 2*c*F*P), or nothing when x itself is the
+//                 column matrix (x_in_place: a 1x1 filter at stride 1, where c*F = c).
+// So sample_major moves less when
+//   k*c*F < k*P + (x_in_place ? c*P : 0),
+// independent of the chunk size. Examples (batch 32): 1x1 256->64 at 56x56 (P = 3136, x in
+// place): 16384 < 1003520, sample_major; 3x3 64->64 at 56x56 (c*F = 576): 36864 < 200704,
+// sample_major; 3x3 512->512 at 7x7 (P = 49, c*F = 4608): group_major. With one sample the
+// group_major path permutes nothing, so partials could only add work.
+bool sample_major_weight_gradient(const ConvShape& s, bool x_in_place) {
+  if (s.layout != Layout::contiguous || s.g != 1 || s.n < 2) return false;
+  const int64_t P = s.out_pixels(), cF = s.c * s.filt_pixels();
+  const double partials = static_cast<double>(s.k) * static_cast<double>(cF);
+  const double replaced = static_cast<double>(s.k) * static_cast<double>(P) +
+                          (x_in_place ? static_cast<double>(s.c) * static_cast<double>(P) : 0.0);
+  return partials < replaced;
+}
+
+GemmScheme explicit_scheme(const ConvShape& s, Direction d, bool x_in_place) {
   if (s.layout == Layout::channels_last) return GemmScheme::channels_last;
-  if (s.g == 1 && d != Direction::backward_weight) return GemmScheme::sample_major;
+  if (d == Direction::backward_weight) {
+    return sample_major_weight_gradient(s, x_in_place) ? GemmScheme::sample_major
+                                                       : GemmScheme::group_major;
+  }
+  if (s.g == 1) return GemmScheme::sample_major;
   return GemmScheme::group_major;
 }
 

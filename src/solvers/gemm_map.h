@@ -11,6 +11,7 @@
 // |---------------|------------------------------|-------------------|------------------------|--------|
 // | channels_last | columns [rows][c*F]          | w [k][c/g*F]      | y [rows][k]            | g |
 // | sample_major  | columns [n][c*F][P]          | w [k][c*F]        | y [n][k][P]            | n |
+// |  (dw)         | columns [n][c*F][P]          | dw_b [n][k][c*F]  | y [n][k][P]            | n |
 // | group_major   | columns [c*F][rows]          | w [k][c/g*F]      | y, permuted [k][rows]  | g |
 // | implicit      | x (or y) gathered on the fly | w viewed in place | y (or x) in place      | g |
 // | winograd      | V [T][g][rows][c/g]          | U [T][g][c/g][k/g]| M [T][g][rows][k/g]    | T *
@@ -30,6 +31,7 @@
 // |               | backward_weight | w   = y^T . col            | Kg     | Cg*F   | rows   |
 // | sample_major  | forward         | y   = w . col              | k      | P      | c*F    |
 // |               | backward_data   | col = w^T . y              | c*F    | P      | k      |
+// |               | backward_weight | dw_b = y . col^T           | k      | c*F    | P      |
 // | group_major   | forward         | y   = w . col              | Kg     | rows   | Cg*F   |
 // |               | backward_data   | col = w^T . y              | Cg*F   | rows   | Kg     |
 // |               | backward_weight | w   = y . col^T            | Kg     | Cg*F   | rows   |
@@ -50,6 +52,12 @@
 // `winograd_channel_major` stores the same matrices transposed (tiles innermost), for the
 // contiguous layout: its transforms then read and write along tiles, which neighbour each other
 // in x and y [n][c][h][w], instead of along channels.
+//
+// sample_major backward_weight (the "(dw)" row) writes one partial gradient dw_b per sample b of
+// the chunk: its w side is a partials buffer [samples][k][c*F] (batch stride k*c*F), not w. The
+// caller binds that buffer as the w side and sums the partials in sample order (ops::sum_partials,
+// through WeightGradAccumulator::add_partials). Whether that beats group_major is
+// sample_major_weight_gradient's rule.
 #pragma once
 
 #include <cstdint>
@@ -101,7 +109,7 @@ struct ImplicitView {
 };
 
 // C_b[m x n] = op(A_b) op(B_b) for b < batch (see GemmDesc); `valid` is false when the scheme
-// cannot compute the pass (sample_major backward_weight, implicit backward_weight).
+// cannot compute the pass (implicit backward_weight, sample_major with groups).
 struct GemmMap {
   bool valid = false;
   GemmScheme scheme = GemmScheme::channels_last;
@@ -115,8 +123,15 @@ struct GemmMap {
 };
 
 // The scheme the explicit GEMM solvers use: channels_last for that layout; contiguous with one
-// group and no weight gradient batches over samples; otherwise over groups.
-GemmScheme explicit_scheme(const ConvShape& s, Direction d);
+// group batches over samples (the weight gradient only where sample_major_weight_gradient says
+// so); otherwise over groups. `x_in_place`: the solver reads x itself as the column matrix (a
+// 1x1 filter at stride 1), which the group_major weight gradient would have to gather.
+GemmScheme explicit_scheme(const ConvShape& s, Direction d, bool x_in_place = false);
+
+// Whether the weight gradient of a contiguous one-group shape is cheaper as per-sample partials
+// (sample_major) than as one GEMM over a chunk gathered into [c*F][rows] (group_major). The rule
+// and its derivation are in gemm_map.cpp.
+bool sample_major_weight_gradient(const ConvShape& s, bool x_in_place);
 
 // The map of pass d of s under a scheme. `rows` counts the (sample, pixel) rows of one chunk
 // (for sample_major a multiple of the output pixels; ignored by implicit, which covers the

@@ -171,6 +171,10 @@ std::vector<CatalogEntry> build() {
                             .pad({1})
                             .output_padding({1}));
   add("conv2d_wide_reduction", B(2).batch(1).channels(64, 4).input({5, 5}).filter({3}).pad({1}));
+  // The contiguous weight gradient with one group sums per-sample partials where they are smaller
+  // than the data they save moving (many output pixels), and gathers the batch otherwise.
+  add("conv2d_3x3_many_pixels", B(2).batch(3).channels(4, 6).input({16, 15}).filter({3}).pad({1}));
+  add("conv2d_3x3_few_pixels", B(2).batch(3).channels(16, 8).input({4, 4}).filter({3}).pad({1}));
 
   // 3-D.
   add_variants("conv3d_3x3x3", B(3).channels(3, 4).input({5, 6, 7}).filter({3}).pad({1}));

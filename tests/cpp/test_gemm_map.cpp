@@ -193,13 +193,101 @@ TEST(GemmMap, SchemesThatCannotComputeAPassSaySo) {
   const ConvShape s = grouped_shape();
   EXPECT_FALSE(solvers::gemm_map(s, Direction::backward_weight, GemmScheme::implicit, 0).valid);
   EXPECT_FALSE(solvers::gemm_map(s, Direction::forward, GemmScheme::sample_major, 4).valid);
+  EXPECT_FALSE(solvers::gemm_map(s, Direction::backward_weight, GemmScheme::sample_major, 4).valid);
   ConvShape one = s;
   one.g = 1;
-  EXPECT_FALSE(
-      solvers::gemm_map(one, Direction::backward_weight, GemmScheme::sample_major, 4).valid);
   EXPECT_FALSE(solvers::gemm_map(one, Direction::forward, GemmScheme::sample_major, 3).valid);
+  EXPECT_FALSE(
+      solvers::gemm_map(one, Direction::backward_weight, GemmScheme::sample_major, 3).valid);
   EXPECT_TRUE(solvers::gemm_map(one, Direction::forward, GemmScheme::sample_major, 8).valid);
+  EXPECT_TRUE(
+      solvers::gemm_map(one, Direction::backward_weight, GemmScheme::sample_major, 8).valid);
   EXPECT_FALSE(solvers::gemm_map(s, Direction::backward_bias, GemmScheme::channels_last, 4).valid);
+}
+
+// sample_major backward_weight: one partial per sample, dw_b = y_b . col_b^T, into a buffer
+// [samples][k][c*F] bound as the w side.
+TEST(GemmMap, SampleMajorWeightGradientWritesPerSamplePartials) {
+  ConvShape s = grouped_shape();
+  s.g = 1;
+  s.n = 3;
+  const int64_t n = s.n, k = s.k, P = s.out_pixels(), cF = s.c * s.filt_pixels();
+  const std::vector<double> col = ramp(size_t(n * cF * P), 0.5);  // [n][c*F][P]
+  const std::vector<double> y = ramp(size_t(n * k * P), 0.25);    // [n][k][P]
+  const GemmMap map =
+      solvers::gemm_map(s, Direction::backward_weight, GemmScheme::sample_major, n * P);
+  ASSERT_TRUE(map.valid);
+  EXPECT_EQ(map.batch, n);
+  EXPECT_EQ(map.m, k);
+  EXPECT_EQ(map.n, cF);
+  EXPECT_EQ(map.k, P);
+  EXPECT_EQ(map.c.side, solvers::ConvSide::w);
+  std::vector<double> partials(size_t(n * k * cF), 0.0);
+  const GemmDesc d = map.bind(s.dtype, ConvTensors{const_cast<double*>(col.data()), partials.data(),
+                                                   const_cast<double*>(y.data())});
+  EXPECT_TRUE(solvers::gemm_fits(d));
+  naive_gemm(d);
+  for (int64_t b = 0; b < n; ++b)
+    for (int64_t kk = 0; kk < k; ++kk)
+      for (int64_t j = 0; j < cF; ++j) {
+        double want = 0.0;
+        for (int64_t p = 0; p < P; ++p) {
+          want += y[size_t((b * k + kk) * P + p)] * col[size_t((b * cF + j) * P + p)];
+        }
+        EXPECT_EQ(partials[size_t((b * k + kk) * cF + j)], want) << b << " " << kk << " " << j;
+      }
+}
+
+// The weight-gradient scheme rule: sample_major when k*c*F < k*P (+ c*P with x read in place).
+TEST(GemmMap, WeightGradientSchemeRule) {
+  const Direction bw = Direction::backward_weight;
+  ConvShape s;
+  s.n = 32;
+  s.c = 256;
+  s.k = 64;
+  s.in = {1, 56, 56};
+  s.out = {1, 56, 56};
+  s.dtype = DataType::f32;
+  // 1x1 256->64 at 56x56: the example of the header.
+  EXPECT_EQ(solvers::explicit_scheme(s, bw, true), GemmScheme::sample_major);
+  EXPECT_EQ(solvers::explicit_scheme(s, bw, false), GemmScheme::sample_major);
+  // 3x3 512->512 at 7x7: c*F = 4608 against P = 49.
+  ConvShape b = s;
+  b.c = b.k = 512;
+  b.in = b.out = {1, 7, 7};
+  b.filt = {1, 3, 3};
+  b.pad = {0, 1, 1};
+  EXPECT_EQ(solvers::explicit_scheme(b, bw), GemmScheme::group_major);
+  EXPECT_EQ(solvers::explicit_scheme(b, Direction::forward), GemmScheme::sample_major);
+  // At the boundary k*c*F == k*P the partials do not pay; one pixel more and they do. With x in
+  // place the gather it saves (c*P) counts too.
+  ConvShape e = s;
+  e.c = 4;
+  e.k = 8;
+  e.filt = {1, 1, 3};
+  e.pad = {0, 0, 1};
+  e.in = e.out = {1, 1, 12};  // P = 12 = c*F
+  EXPECT_FALSE(solvers::sample_major_weight_gradient(e, false));
+  e.in = e.out = {1, 1, 13};
+  EXPECT_TRUE(solvers::sample_major_weight_gradient(e, false));
+  ConvShape f = s;  // 1x1: k*c = 64 against k*P + c*P = 12*P
+  f.c = 8;
+  f.k = 8;
+  f.in = f.out = {1, 1, 5};
+  EXPECT_FALSE(solvers::sample_major_weight_gradient(f, false));  // 64 against 40
+  EXPECT_TRUE(solvers::sample_major_weight_gradient(f, true));    // 64 against 40 + 40
+  f.in = f.out = {1, 1, 4};                                       // 64 against 32 + 32
+  EXPECT_FALSE(solvers::sample_major_weight_gradient(f, true));
+  // Never with one sample, groups or channels-last.
+  ConvShape g = s;
+  g.n = 1;
+  EXPECT_EQ(solvers::explicit_scheme(g, bw, true), GemmScheme::group_major);
+  g = s;
+  g.g = 2;
+  EXPECT_EQ(solvers::explicit_scheme(g, bw, true), GemmScheme::group_major);
+  g = s;
+  g.layout = Layout::channels_last;
+  EXPECT_EQ(solvers::explicit_scheme(g, bw, true), GemmScheme::channels_last);
 }
 
 // Offsets of an activation element and a weight element in either layout.

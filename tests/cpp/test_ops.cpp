@@ -1,6 +1,7 @@
 // Tests of the ops: CPU twins against naive loops and adjoints; GPU kernels against the CPU twins.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -513,6 +514,91 @@ ConvData random_data(const ConvShape& s, unsigned seed) {
           random_vec(static_cast<size_t>(s.y_elements()), seed + 2)};
 }
 
+// partials [batch][count]; the running total starts from w or acc unless first.
+std::vector<double> sum_in_order(DataType t, const std::vector<double>& partials, int64_t batch,
+                                 int64_t count, const std::vector<double>& start, bool first) {
+  std::vector<double> out(static_cast<size_t>(count));
+  for (int64_t i = 0; i < count; ++i) {
+    if (t == DataType::f64) {
+      double acc = first ? 0.0 : start[static_cast<size_t>(i)];
+      for (int64_t b = 0; b < batch; ++b) acc += partials[static_cast<size_t>(b * count + i)];
+      out[static_cast<size_t>(i)] = acc;
+    } else {
+      float acc = first ? 0.0f : static_cast<float>(start[static_cast<size_t>(i)]);
+      for (int64_t b = 0; b < batch; ++b) {
+        acc += static_cast<float>(partials[static_cast<size_t>(b * count + i)]);
+      }
+      out[static_cast<size_t>(i)] = static_cast<double>(acc);
+    }
+  }
+  return out;
+}
+
+TEST(OpsCpu, SumPartialsAddsSamplesInOrder) {
+  for (DataType t : {DataType::f32, DataType::f16, DataType::bf16, DataType::f64}) {
+    const std::string what = to_string(t);
+    const int64_t batch = 7, count = 1001;
+    const DataType acc_t = t == DataType::f64 ? DataType::f64 : DataType::f32;
+    Buf parts = make_buf(t, random_vec(static_cast<size_t>(batch * count), 21));
+    const std::vector<double> pv = to_double(parts);
+    // Into w directly, in one call.
+    Buf w = make_buf(t, random_vec(static_cast<size_t>(count), 22));
+    ASSERT_TRUE(
+        ops::sum_partials(cpu_ctx(), t, parts.data(), batch, count, w.data(), nullptr, true).ok());
+    const std::vector<double> once = sum_in_order(t, pv, batch, count, {}, true);
+    EXPECT_EQ(w.bytes, make_buf(t, once).bytes) << what;
+    // Into the accumulator in three calls (3, 3, 1 samples): the same bits as one call, w left
+    // alone until narrowed.
+    Buf acc = make_buf(acc_t, random_vec(static_cast<size_t>(count), 23));
+    Buf w2 = make_buf(t, random_vec(static_cast<size_t>(count), 24));
+    const Buf w2_before = w2;
+    const size_t row = static_cast<size_t>(count) * element_size(t);
+    for (int64_t b0 = 0; b0 < batch; b0 += 3) {
+      const int64_t nb = std::min<int64_t>(3, batch - b0);
+      ASSERT_TRUE(ops::sum_partials(cpu_ctx(), t, parts.bytes.data() + size_t(b0) * row, nb, count,
+                                    w2.data(), acc.data(), b0 == 0)
+                      .ok());
+    }
+    EXPECT_EQ(w2.bytes, w2_before.bytes) << what;
+    EXPECT_EQ(to_double(acc), sum_in_order(acc_t, pv, batch, count, {}, true)) << what;
+    ASSERT_TRUE(ops::narrow(cpu_ctx(), t, acc.data(), w2.data(), count).ok());
+    EXPECT_EQ(w2.bytes, w.bytes) << what;
+    if (t == DataType::f32 || t == DataType::f64) {
+      // Without an accumulator, the running total in w: the same bits again.
+      Buf w3 = zeros(t, static_cast<size_t>(count));
+      for (int64_t b0 = 0; b0 < batch; b0 += 3) {
+        const int64_t nb = std::min<int64_t>(3, batch - b0);
+        ASSERT_TRUE(ops::sum_partials(cpu_ctx(), t, parts.bytes.data() + size_t(b0) * row, nb,
+                                      count, w3.data(), nullptr, b0 == 0)
+                        .ok());
+      }
+      EXPECT_EQ(w3.bytes, w.bytes) << what;
+    } else {
+      // A running total in f16/bf16 would be rounded between calls: refused.
+      EXPECT_EQ(
+          ops::sum_partials(cpu_ctx(), t, parts.data(), batch, count, w.data(), nullptr, false)
+              .code(),
+          StatusCode::invalid_argument)
+          << what;
+    }
+  }
+  Buf x = zeros(DataType::f32, 4);
+  EXPECT_EQ(
+      ops::sum_partials(cpu_ctx(), DataType::f32, nullptr, 1, 4, x.data(), nullptr, true).code(),
+      StatusCode::invalid_argument);
+  EXPECT_EQ(
+      ops::sum_partials(cpu_ctx(), DataType::f32, x.data(), -1, 4, x.data(), nullptr, true).code(),
+      StatusCode::invalid_argument);
+  EXPECT_EQ(
+      ops::sum_partials(cpu_ctx(), DataType::f32, x.data(), 1, 4, nullptr, nullptr, true).code(),
+      StatusCode::invalid_argument);
+  // Nothing to add: zeros.
+  Buf z = make_buf(DataType::f32, {1.0, 2.0});
+  ASSERT_TRUE(
+      ops::sum_partials(cpu_ctx(), DataType::f32, nullptr, 0, 2, z.data(), nullptr, true).ok());
+  EXPECT_EQ(to_double(z), (std::vector<double>{0.0, 0.0}));
+}
+
 TEST(OpsCpu, ReferencePassesAreMutualAdjoints) {
   for (const Case& k : cases()) {
     const ConvShape s = shape_of(k, DataType::f64);
@@ -759,6 +845,42 @@ TEST_F(OpsGpu, SmallOpsMatchCpu) {
     ASSERT_TRUE(ops::narrow(ctx_, t, dacc.get(), dout.get(), count).ok());
     EXPECT_EQ(dacc.download(acc_t, acc.count).bytes, acc_cpu.bytes) << what;
     EXPECT_EQ(dout.download(t, out_cpu.count).bytes, out_cpu.bytes) << what;
+  }
+}
+
+TEST_F(OpsGpu, SumPartialsMatchesCpu) {
+  for (DataType t : kAllTypes) {
+    const std::string what = to_string(t);
+    const DataType acc_t = t == DataType::f64 ? DataType::f64 : DataType::f32;
+    // Enough elements that the grid-stride loop wraps.
+    const int64_t batch = 9, count = int64_t(1) << 20;
+    const int64_t first_part = 4;
+    Buf parts = make_buf(t, random_vec(static_cast<size_t>(batch * count), 90));
+    Buf acc_cpu = zeros(acc_t, static_cast<size_t>(count));
+    Buf w_cpu = zeros(t, static_cast<size_t>(count));
+    const size_t split = size_t(first_part) * size_t(count) * element_size(t);
+    ASSERT_TRUE(ops::sum_partials(cpu_ctx(), t, parts.data(), first_part, count, w_cpu.data(),
+                                  acc_cpu.data(), true)
+                    .ok());
+    ASSERT_TRUE(ops::sum_partials(cpu_ctx(), t, parts.bytes.data() + split, batch - first_part,
+                                  count, w_cpu.data(), acc_cpu.data(), false)
+                    .ok());
+    ASSERT_TRUE(
+        ops::sum_partials(cpu_ctx(), t, parts.data(), batch, count, w_cpu.data(), nullptr, true)
+            .ok());
+    DevBuf dparts(parts), dacc(acc_cpu), dw(w_cpu);
+    ASSERT_TRUE(ops::fill_zero(ctx_, dacc.get(), acc_cpu.count * element_size(acc_t)).ok());
+    ASSERT_TRUE(ops::fill_zero(ctx_, dw.get(), w_cpu.count * element_size(t)).ok());
+    ASSERT_TRUE(
+        ops::sum_partials(ctx_, t, dparts.get(), first_part, count, dw.get(), dacc.get(), true)
+            .ok());
+    ASSERT_TRUE(ops::sum_partials(ctx_, t, static_cast<unsigned char*>(dparts.get()) + split,
+                                  batch - first_part, count, dw.get(), dacc.get(), false)
+                    .ok());
+    EXPECT_EQ(dacc.download(acc_t, acc_cpu.count).bytes, acc_cpu.bytes) << what;
+    ASSERT_TRUE(
+        ops::sum_partials(ctx_, t, dparts.get(), batch, count, dw.get(), nullptr, true).ok());
+    EXPECT_EQ(dw.download(t, w_cpu.count).bytes, w_cpu.bytes) << what;
   }
 }
 

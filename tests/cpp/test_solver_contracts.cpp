@@ -9,6 +9,7 @@
 #include "gemmconv/engine.h"
 #include "gemmconv/solver.h"
 #include "solvers/common.h"
+#include "solvers/gemm_map.h"
 #include "solvers/solvers.h"
 
 namespace gemmconv {
@@ -263,13 +264,26 @@ size_t col_bytes(const ConvShape& s, int64_t nb) {
          bytes_per(s.dtype);
 }
 
-// The least workspace for one sample at a time: its columns, plus the fp32 accumulator when a
-// reduced-precision weight gradient spans several chunks.
+// Bytes of the per-sample weight-gradient partials [nb][k][c*F] when the weight gradient is
+// sample-major, else 0.
+size_t partial_bytes(const ConvShape& s, Direction d, int64_t nb) {
+  if (d != Direction::backward_weight ||
+      solvers::explicit_scheme(s, d) != solvers::GemmScheme::sample_major) {
+    return 0;
+  }
+  return size_t(nb) * size_t(s.k) * size_t(s.c) * size_t(s.filt_pixels()) * bytes_per(s.dtype);
+}
+
+// The least workspace for one sample at a time: its columns, its weight-gradient partial when
+// the scheme writes them, plus the fp32 accumulator when a reduced-precision weight gradient
+// spans several chunks.
 size_t one_sample_need(const ConvShape& s, Direction d) {
   const bool wide = d == Direction::backward_weight && s.n > 1 &&
                     (s.dtype == DataType::f16 || s.dtype == DataType::bf16);
-  if (!wide) return col_bytes(s, 1);
-  return solvers::align_up(col_bytes(s, 1)) + size_t(s.w_elements()) * sizeof(float);
+  size_t need = col_bytes(s, 1);
+  if (partial_bytes(s, d, 1) > 0) need = solvers::align_up(need) + partial_bytes(s, d, 1);
+  if (!wide) return need;
+  return solvers::align_up(need) + size_t(s.w_elements()) * sizeof(float);
 }
 
 TEST(Im2colGemm, NeedsOneSampleOfColumns) {
@@ -303,13 +317,16 @@ TEST(Im2colGemm, LargeBudgetTakesWholeBatch) {
       EXPECT_EQ(cp.chunk, s.n);
       EXPECT_FALSE(cp.accumulator);
       const size_t ws = solver.workspace_bytes(s, d, plan_ctx(caps, budget));
-      // Only a contiguous multi-sample group-major pass adds the permuted output chunk.
+      // Only a contiguous multi-sample group-major pass adds the permuted output chunk, and only
+      // a sample-major weight gradient its per-sample partials.
       const bool group_major =
-          s.layout == Layout::contiguous && (s.g > 1 || d == Direction::backward_weight) && s.n > 1;
+          solvers::explicit_scheme(s, d) == solvers::GemmScheme::group_major && s.n > 1;
       const size_t cols = col_bytes(s, s.n);
       if (group_major) {
         EXPECT_EQ(ws, solvers::align_up(cols) +
                           size_t(s.n) * size_t(s.k) * size_t(s.out_pixels()) * bytes_per(s.dtype));
+      } else if (partial_bytes(s, d, s.n) > 0) {
+        EXPECT_EQ(ws, solvers::align_up(cols) + partial_bytes(s, d, s.n));
       } else {
         EXPECT_EQ(ws, cols);
       }
@@ -330,7 +347,7 @@ TEST(Im2colGemm, HalfWeightGradientAccumulatesInFloatAcrossChunks) {
       a.layout = l;
       a.dtype = t;
       const ConvShape s = make_shape(a);
-      // Room for two samples of columns and their permuted outputs, not for all five.
+      // Room for about four samples of columns (and their partials), not for all five.
       const size_t budget = 2 * col_bytes(s, 2) + 4 * 1024;
       const solvers::ChunkPlan cp = im2col_gemm_chunk_plan(s, Direction::backward_weight, budget);
       SCOPED_TRACE(describe(s, Direction::backward_weight, budget));
@@ -347,7 +364,7 @@ TEST(Im2colGemm, HalfWeightGradientAccumulatesInFloatAcrossChunks) {
 TEST(Im2colGemm, ChunksKeepGemmsWithinIndexLimit) {
   // One sample's columns hold 576 * 2^20 elements: a chunk of four would pass 2^31 in one matrix
   // when samples share a matrix (channels-last rows, group-major columns), not when samples are
-  // the batch (contiguous g == 1 forward and backward-data).
+  // the batch (contiguous g == 1, the weight gradient sample-major here: P is large).
   ShapeArgs a;
   a.n = 64;
   a.c = 64;
@@ -363,7 +380,8 @@ TEST(Im2colGemm, ChunksKeepGemmsWithinIndexLimit) {
       SCOPED_TRACE(describe(s, d, SIZE_MAX));
       ASSERT_GE(cp.chunk, 1);
       const int64_t sample_cols = s.c * s.filt_pixels() * s.out_pixels();
-      if (l == Layout::contiguous && d != Direction::backward_weight) {
+      if (l == Layout::contiguous) {
+        EXPECT_EQ(solvers::explicit_scheme(s, d), solvers::GemmScheme::sample_major);
         EXPECT_EQ(cp.chunk, s.n);
       } else {
         EXPECT_LT(cp.chunk, s.n);
@@ -405,11 +423,19 @@ TEST(Gemm1x1, ApplicabilityRules) {
         const bool fwd_ok = g == 1 || n == 1;
         EXPECT_EQ(applicable(a, Direction::forward, 0), fwd_ok) << g << " " << n;
         EXPECT_EQ(applicable(a, Direction::backward_data, 0), fwd_ok) << g << " " << n;
+        // The weight gradient of several samples writes per-sample partials [n][k][c] (this
+        // shape moves less that way), which need workspace; with groups it is not applicable.
         EXPECT_EQ(applicable(a, Direction::backward_weight, 0), n == 1) << g << " " << n;
+        EXPECT_EQ(applicable(a, Direction::backward_weight, 1 << 20), n == 1 || g == 1)
+            << g << " " << n;
         for (Direction d : kPasses) {
           if (applicable(a, d, 0)) {
             EXPECT_EQ(workspace(a, d, 1 << 20), 0u);
           }
+        }
+        if (g == 1 && n > 1) {
+          EXPECT_EQ(workspace(a, Direction::backward_weight, 1 << 20),
+                    size_t(n * a.k * a.c) * bytes_per(t));
         }
       }
     }
@@ -444,7 +470,14 @@ TEST(Gemm1x1, ApplicabilityRules) {
   }
   b.layout = Layout::channels_last;
   EXPECT_TRUE(applicable(b, Direction::backward_weight, b.n * sample));
+  // Contiguous: per-sample partials where k*c < k*P (48 < 54 here), after the gathered columns.
   b.layout = Layout::contiguous;
+  const size_t partials = size_t(b.n * b.k * b.c) * sizeof(float);
+  EXPECT_TRUE(applicable(b, Direction::backward_weight, SIZE_MAX));
+  EXPECT_EQ(workspace(b, Direction::backward_weight, SIZE_MAX),
+            solvers::align_up(size_t(b.n) * sample) + partials);
+  // Stride 3 leaves P = 4: the partials would outweigh the pixels, left to im2col_gemm.
+  b.stride = {1, 3, 3};
   EXPECT_FALSE(applicable(b, Direction::backward_weight, SIZE_MAX));
 }
 

@@ -22,11 +22,27 @@ bool reads_x_directly(const ConvShape& s) {
   return true;
 }
 
+// The contiguous-layout scheme (see solvers::explicit_scheme); x is the column matrix unless
+// gathered.
+GemmScheme contiguous_scheme(const ConvShape& s, Direction d) {
+  return solvers::explicit_scheme(s, d, reads_x_directly(s));
+}
+
 // Contiguous activations keep each sample's channels apart, so one strided batch covers either
-// the samples (one weight for all) or the groups of a single sample, never both.
+// the samples (one weight for all) or the groups of a single sample, never both. The weight
+// gradient of several samples batches over them into per-sample partials where that moves less
+// than gathering the batch (solvers::sample_major_weight_gradient), and is left to im2col_gemm
+// otherwise.
 bool contiguous_supported(const ConvShape& s, Direction d) {
-  if (d == Direction::backward_weight) return s.n == 1;
+  if (d == Direction::backward_weight) {
+    return s.n == 1 || contiguous_scheme(s, d) == GemmScheme::sample_major;
+  }
   return s.g == 1 || s.n == 1;
+}
+
+bool writes_partials(const ConvShape& s, Direction d) {
+  return s.layout == Layout::contiguous && d == Direction::backward_weight &&
+         contiguous_scheme(s, d) == GemmScheme::sample_major;
 }
 
 // The GEMM over `units` units (pixel rows in channels-last without gathering, samples
@@ -37,20 +53,22 @@ solvers::GemmMap unit_map(const ConvShape& s, Direction d, bool gather, int64_t 
   if (s.layout == Layout::channels_last) {
     return solvers::gemm_map(s, d, GemmScheme::channels_last, gather ? units * P : units);
   }
-  return solvers::gemm_map(s, d, solvers::explicit_scheme(s, d), units * P);
+  return solvers::gemm_map(s, d, contiguous_scheme(s, d), units * P);
 }
 
 struct Carve {
-  size_t col = 0;  // gathered columns, when gathering
-  size_t acc = 0;  // fp32 weight-gradient accumulator, when used
+  size_t col = 0;       // gathered columns, when gathering
+  size_t partials = 0;  // per-sample weight gradients [units][k][c], when written
+  size_t acc = 0;       // fp32 weight-gradient accumulator, when used
   size_t total = 0;
 };
 
 // Units are rows of n*P for the channels-last path without gathering, samples otherwise.
-Carve carve(const ConvShape& s, bool gather, int64_t units, bool acc) {
+Carve carve(const ConvShape& s, bool gather, bool partials, int64_t units, bool acc) {
   WorkspaceLayout l;
   Carve out;
   if (gather) out.col = l.add(solvers::bytes_of(s.dtype, units, s.c, s.out_pixels()));
+  if (partials) out.partials = l.add(solvers::bytes_of(s.dtype, units, s.k, s.c));
   if (acc) {
     out.acc = l.add(solvers::mul_sat(static_cast<size_t>(s.w_elements()),
                                      solvers::accumulator_element_size(s.dtype)));
@@ -62,6 +80,7 @@ Carve carve(const ConvShape& s, bool gather, int64_t units, bool acc) {
 struct Plan1x1 {
   ChunkPlan chunks;
   bool gather = false;
+  bool partials = false;
   int64_t units = 0;
 };
 
@@ -71,9 +90,12 @@ Plan1x1 plan(const ConvShape& s, Direction d, size_t budget) {
   const bool cl = s.layout == Layout::channels_last;
   if (!cl && !contiguous_supported(s, d)) return p;
   p.gather = !reads_x_directly(s);
+  p.partials = writes_partials(s, d);
   p.units = (cl && !p.gather) ? s.n * s.out_pixels() : s.n;
-  const bool gather = p.gather;
-  const auto bytes = [&s, gather](int64_t u, bool acc) { return carve(s, gather, u, acc).total; };
+  const bool gather = p.gather, partials = p.partials;
+  const auto bytes = [&s, gather, partials](int64_t u, bool acc) {
+    return carve(s, gather, partials, u, acc).total;
+  };
   const auto gemm_ok = [&s, d, gather](int64_t u) {
     const solvers::GemmMap map = unit_map(s, d, gather, u);
     return map.valid && solvers::gemm_fits(map.bind(s.dtype, ConvTensors{}));
@@ -106,8 +128,9 @@ class Gemm1x1Solver final : public Solver {
     if (p.chunks.bytes > 0 && ctx.workspace == nullptr) {
       return Status(StatusCode::invalid_argument, "gemm_1x1: workspace is null");
     }
-    const Carve cv = carve(s, p.gather, p.chunks.chunk, p.chunks.accumulator);
+    const Carve cv = carve(s, p.gather, p.partials, p.chunks.chunk, p.chunks.accumulator);
     void* col = p.gather ? solvers::at_byte(ctx.workspace, cv.col) : nullptr;
+    void* dw = p.partials ? solvers::at_byte(ctx.workspace, cv.partials) : t.w;
     void* acc = p.chunks.accumulator ? solvers::at_byte(ctx.workspace, cv.acc) : nullptr;
     const DataType dt = s.dtype;
     const int64_t P = s.out_pixels();
@@ -129,12 +152,12 @@ class Gemm1x1Solver final : public Solver {
         Status st = ops::im2col(ctx, s, t.x, col, u0, nu, cs);
         if (!st.ok()) return st;
       }
-      const ConvTensors sides{const_cast<void*>(X), t.w, const_cast<void*>(Y)};
-      const double beta = bwd_w ? wsum.beta(index) : 0.0;
+      const ConvTensors sides{const_cast<void*>(X), dw, const_cast<void*>(Y)};
+      const double beta = bwd_w && !p.partials ? wsum.beta(index) : 0.0;
       Status st = solvers::run_gemm(ctx, unit_map(s, d, p.gather, nu).bind(dt, sides, beta));
       if (!st.ok()) return st;
       if (bwd_w) {
-        st = wsum.after_chunk(index);
+        st = p.partials ? wsum.add_partials(index, dw, nu) : wsum.after_chunk(index);
         if (!st.ok()) return st;
       }
       if (p.gather && d == Direction::backward_data) {

@@ -26,20 +26,27 @@ solvers::GemmMap chunk_map(const ConvShape& s, Direction d, GemmScheme sc, int64
   return solvers::gemm_map(s, d, sc, nb * s.out_pixels());
 }
 
+// A sample-major weight gradient writes per-sample partials [nb][k][c*F] and sums them.
+bool writes_partials(GemmScheme sc, Direction d) {
+  return sc == GemmScheme::sample_major && d == Direction::backward_weight;
+}
+
 struct Carve {
   size_t col = 0;
-  size_t scratch = 0;  // permuted y chunk (group-major with nb > 1)
-  size_t acc = 0;      // fp32 weight-gradient accumulator
+  size_t scratch = 0;   // permuted y chunk (group-major with nb > 1)
+  size_t partials = 0;  // per-sample weight gradients (sample-major backward_weight)
+  size_t acc = 0;       // fp32 weight-gradient accumulator
   size_t total = 0;
 };
 
-Carve carve(const ConvShape& s, GemmScheme sc, int64_t nb, bool acc) {
+Carve carve(const ConvShape& s, Direction d, GemmScheme sc, int64_t nb, bool acc) {
   WorkspaceLayout l;
   Carve out;
-  const int64_t P = s.out_pixels();
-  out.col = l.add(solvers::bytes_of(s.dtype, nb, s.c * s.filt_pixels(), P));
+  const int64_t P = s.out_pixels(), cF = s.c * s.filt_pixels();
+  out.col = l.add(solvers::bytes_of(s.dtype, nb, cF, P));
   if (sc == GemmScheme::group_major && nb > 1)
     out.scratch = l.add(solvers::bytes_of(s.dtype, nb, s.k, P));
+  if (writes_partials(sc, d)) out.partials = l.add(solvers::bytes_of(s.dtype, nb, s.k, cF));
   if (acc) {
     out.acc = l.add(solvers::mul_sat(static_cast<size_t>(s.w_elements()),
                                      solvers::accumulator_element_size(s.dtype)));
@@ -51,7 +58,7 @@ Carve carve(const ConvShape& s, GemmScheme sc, int64_t nb, bool acc) {
 ChunkPlan plan(const ConvShape& s, Direction d, size_t budget) {
   if (!is_regular_pass(d) || !solvers::has_work(s)) return ChunkPlan{};
   const GemmScheme sc = solvers::explicit_scheme(s, d);
-  const auto bytes = [&s, sc](int64_t nb, bool acc) { return carve(s, sc, nb, acc).total; };
+  const auto bytes = [&s, d, sc](int64_t nb, bool acc) { return carve(s, d, sc, nb, acc).total; };
   const auto gemm_ok = [&s, d, sc](int64_t nb) {
     const solvers::GemmMap map = chunk_map(s, d, sc, nb);
     return map.valid && solvers::gemm_fits(map.bind(s.dtype, ConvTensors{}));
@@ -83,11 +90,13 @@ class Im2colGemmSolver final : public Solver {
       return Status(StatusCode::invalid_argument, "im2col_gemm: workspace is null");
     }
     const GemmScheme sc = solvers::explicit_scheme(s, d);
-    const Carve cv = carve(s, sc, p.chunk, p.accumulator);
+    const Carve cv = carve(s, d, sc, p.chunk, p.accumulator);
     void* col = solvers::at_byte(ctx.workspace, cv.col);
     void* scratch = (sc == GemmScheme::group_major && p.chunk > 1)
                         ? solvers::at_byte(ctx.workspace, cv.scratch)
                         : nullptr;
+    const bool partials = writes_partials(sc, d);
+    void* dw = partials ? solvers::at_byte(ctx.workspace, cv.partials) : t.w;
     void* acc = p.accumulator ? solvers::at_byte(ctx.workspace, cv.acc) : nullptr;
     const DataType dt = s.dtype;
     const int64_t P = s.out_pixels();
@@ -111,8 +120,8 @@ class Im2colGemmSolver final : public Solver {
         st = ops::permute_021(ctx, dt, y_chunk, scratch, nb, s.k, P);
         if (!st.ok()) return st;
       }
-      const ConvTensors sides{col, t.w, Y};
-      const double beta = bwd_w ? wsum.beta(index) : 0.0;
+      const ConvTensors sides{col, dw, Y};
+      const double beta = bwd_w && !partials ? wsum.beta(index) : 0.0;
       st = solvers::run_gemm(ctx, chunk_map(s, d, sc, nb).bind(dt, sides, beta));
       if (!st.ok()) return st;
       if (permuted && d == Direction::forward) {
@@ -124,7 +133,7 @@ class Im2colGemmSolver final : public Solver {
         if (!st.ok()) return st;
       }
       if (bwd_w) {
-        st = wsum.after_chunk(index);
+        st = partials ? wsum.add_partials(index, dw, nb) : wsum.after_chunk(index);
         if (!st.ok()) return st;
       }
     }
