@@ -140,13 +140,17 @@ Status plan_problem(const ConvProblem& p, Direction d, const Capabilities& caps,
         break;
       }
       if (plan.solver && std::string(plan.solver->name()) == "reference") {
-        // Did the budget force it? Ask the solvers before it under a 256 TiB budget.
+        // Did the budget force it? Ask the solvers before it under a 256 TiB budget: one that
+        // would run there but does not apply under this budget was turned away by the budget
+        // (not one that declines the problem whatever the budget, as not worth running).
         PlanContext unlimited = ctx;
         unlimited.workspace_budget = size_t(1) << 48;
         for (const Solver* s : solver_registry()) {
           if (s == plan.solver) break;
           if (cfg.disabled.count(s->name()) || (s->needs_gemm() && !opts.gemm_available)) continue;
-          if (s->is_applicable(plan.shape, plan.regular, unlimited)) {
+          if (s->is_applicable(plan.shape, plan.regular, unlimited) &&
+              s->preferred(plan.shape, plan.regular, unlimited) &&
+              !s->is_applicable(plan.shape, plan.regular, ctx)) {
             note_forced_reference(p, d, budget, *s,
                                   s->workspace_bytes(plan.shape, plan.regular, unlimited));
             break;

@@ -188,6 +188,22 @@ def test_workspace_allocation_failure_plans_again_with_a_smaller_budget():
     assert "simulated by GEMMCONV_TEST_WORKSPACE_FAIL_BYTES" in r.stderr
 
 
+def test_no_budget_warning_when_the_budget_is_not_the_reason():
+    # winograd_gemm declines fp16 on the CPU whatever the budget: the reference solver that runs when everything else
+    # is switched off was not forced by the workspace budget, and no warning may say so.
+    r = _run_child("""
+        import torch, torch.nn.functional as F, gemmconv
+        x, w = torch.randn(2, 64, 14, 14).half(), torch.randn(64, 64, 3, 3).half()
+        others = [s for s in gemmconv.solver_names() if s not in ("winograd_gemm", "reference")]
+        gemmconv.enable("cpu", disable_solvers=others)
+        F.conv2d(x, w, padding=1)
+        print(gemmconv.stats()["forward"])
+        """)
+    assert r.returncode == 0, r.stderr
+    assert "'reference': 1" in r.stdout, r.stdout
+    assert "too small" not in r.stderr, r.stderr
+
+
 def test_workspace_allocation_failure_down_to_the_reference_solver_warns():
     r = _run_child("""
         import torch, torch.nn.functional as F, gemmconv
