@@ -19,6 +19,21 @@ constexpr int64_t kBlock = 32;
 
 int64_t blocks_of(int64_t rows) { return (rows + kBlock - 1) / kBlock; }
 
+// Every (group, channel, block of up to kBlock filter columns) of the filter side, in parallel:
+// `block(grp, c, k0, nk, uv)` with scratch uv[kBlock][kT] for the block's transform values.
+template <int kT, class A, class F>
+void for_filter_blocks(const Geo<int64_t>& q, F block) {
+  parallel_for(q.g * q.cg, q.kg * kT, [&](int64_t b, int64_t e) {
+    A uv[kBlock][kT];
+    for (int64_t item = b; item < e; ++item) {
+      const int64_t grp = item / q.cg, c = item % q.cg;
+      for (int64_t k0 = 0; k0 < q.kg; k0 += kBlock) {
+        block(grp, c, k0, std::min(kBlock, q.kg - k0), uv);
+      }
+    }
+  });
+}
+
 // Transforms the tiles of one tensor into a transform-domain buffer: x into V (`input`) or dy into
 // the weight gradient's other operand (`grad_output`). `dy_side` picks the channel count and
 // group stride of that side; `tile_fn(tile, q, src, row, channel, v)` computes one tile's values.
@@ -89,20 +104,13 @@ Status filter(const Plan& p, const void* w, void* u) {
       const T* wt = static_cast<const T*>(w);
       T* ut = static_cast<T*>(u);
       const int64_t point = filter_point_stride(q);
-      parallel_for(q.g * q.cg, q.kg * kT, [&](int64_t b, int64_t e) {
-        A uv[kBlock][kT];
-        for (int64_t item = b; item < e; ++item) {
-          const int64_t grp = item / q.cg, c = item % q.cg;
-          for (int64_t k0 = 0; k0 < q.kg; k0 += kBlock) {
-            const int64_t nk = std::min(kBlock, q.kg - k0);
-            for (int64_t j = 0; j < nk; ++j) {
-              filter_tile<Tl::kAlphaH, Tl::kAlphaW>(q, wt, grp, c, k0 + j, uv[j]);
-            }
-            T* out = ut + filter_offset(q, grp, c, k0);
-            for (int t = 0; t < kT; ++t) {
-              for (int64_t j = 0; j < nk; ++j) out[t * point + j] = Elem<T>::store(uv[j][t]);
-            }
-          }
+      for_filter_blocks<kT, A>(q, [&](int64_t grp, int64_t c, int64_t k0, int64_t nk, A(*uv)[kT]) {
+        for (int64_t j = 0; j < nk; ++j) {
+          filter_tile<Tl::kAlphaH, Tl::kAlphaW>(q, wt, grp, c, k0 + j, uv[j]);
+        }
+        T* out = ut + filter_offset(q, grp, c, k0);
+        for (int t = 0; t < kT; ++t) {
+          for (int64_t j = 0; j < nk; ++j) out[t * point + j] = Elem<T>::store(uv[j][t]);
         }
       });
       return Status::success();
@@ -188,20 +196,13 @@ Status grad_filter(const Plan& p, const void* u, void* dw) {
       const T* ut = static_cast<const T*>(u);
       T* wt = static_cast<T*>(dw);
       const int64_t point = filter_point_stride(q);
-      parallel_for(q.g * q.cg, q.kg * kT, [&](int64_t b, int64_t e) {
-        A uv[kBlock][kT];
-        for (int64_t item = b; item < e; ++item) {
-          const int64_t grp = item / q.cg, c = item % q.cg;
-          for (int64_t k0 = 0; k0 < q.kg; k0 += kBlock) {
-            const int64_t nk = std::min(kBlock, q.kg - k0);
-            const T* in = ut + filter_offset(q, grp, c, k0);
-            for (int t = 0; t < kT; ++t) {
-              for (int64_t j = 0; j < nk; ++j) uv[j][t] = Elem<T>::load(in[t * point + j]);
-            }
-            for (int64_t j = 0; j < nk; ++j) {
-              grad_filter_tile<Tl::kAlphaH, Tl::kAlphaW, T>(q, uv[j], wt, grp, c, k0 + j);
-            }
-          }
+      for_filter_blocks<kT, A>(q, [&](int64_t grp, int64_t c, int64_t k0, int64_t nk, A(*uv)[kT]) {
+        const T* in = ut + filter_offset(q, grp, c, k0);
+        for (int t = 0; t < kT; ++t) {
+          for (int64_t j = 0; j < nk; ++j) uv[j][t] = Elem<T>::load(in[t * point + j]);
+        }
+        for (int64_t j = 0; j < nk; ++j) {
+          grad_filter_tile<Tl::kAlphaH, Tl::kAlphaW, T>(q, uv[j], wt, grp, c, k0 + j);
         }
       });
       return Status::success();
