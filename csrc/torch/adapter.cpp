@@ -303,16 +303,13 @@ Adapted describe(const at::Tensor& input, const at::Tensor& weight, const Params
   // PyTorch's own path gives a zero-channel input a zero-channel output.
   if (pr.in_channels == 0) a.output_shape[1] = 0;
 
-    // PyTorch computes channels-last when the input is; cuDNN also when the weight is. On the CPU
-    // the weight counts for a regular 2-D convolution (PyTorch 1's kernels and 2's slow path), and
-    // in PyTorch 2 for every 2-D and 3-D convolution outside float64, which its oneDNN path takes.
-#if GEMMCONV_TORCH_VERSION_MAJOR >= 2
-  const bool onednn_path = input.scalar_type() != c10::ScalarType::Double;
-#else
-  const bool onednn_path = false;
-#endif
+  // PyTorch computes channels-last when the input is; cuDNN also when the weight is. On the CPU
+  // the weight counts for a regular 2-D convolution (PyTorch 1's kernels and 2's slow path), and
+  // in PyTorch 2 for every 2-D and 3-D convolution outside float64, which its oneDNN path takes.
   const c10::MemoryFormat want =
       p.dim == 2 ? c10::MemoryFormat::ChannelsLast : c10::MemoryFormat::ChannelsLast3d;
+  const bool onednn_path =
+      GEMMCONV_TORCH_VERSION_MAJOR >= 2 && input.scalar_type() != c10::ScalarType::Double;
   const bool weight_counts =
       !input.device().is_cpu() || onednn_path || (p.dim == 2 && !p.transposed);
   const bool cl =
